@@ -1,0 +1,168 @@
+"""The public plugin API: what third-party plugins import.
+
+These names are stable: ``hookimpl``, ``TaskSpec``, ``ProblemType``, ``LoadContext``,
+``Metric``, ``Grouper``, ``Predictor``, ``MISSING_LABEL`` and the ``Register`` callback type.
+Import them from ``harness`` (re-exported there) or from ``harness.api``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import TaskSpecError
+from harness.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import datasets
+
+__all__ = [
+    "MISSING_LABEL",
+    "SPLITS",
+    "Grouper",
+    "LoadContext",
+    "Loader",
+    "Metric",
+    "Predictor",
+    "ProblemType",
+    "Register",
+    "TaskSpec",
+    "hookimpl",
+]
+
+#: Label value meaning "not annotated" for classification tasks (masked out of loss and
+#: metrics). Regression tasks use NaN; multi-label tasks a row of MISSING_LABEL.
+MISSING_LABEL = -100
+
+#: Split names a task may provide, in this order.
+SPLITS = ("train", "dev", "test")
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
+
+Register = Callable[[Any], None]
+
+
+class ProblemType(str, Enum):
+    """What a task's head predicts; decides the loss and the prediction format."""
+
+    SINGLE_LABEL = "single_label_classification"  # softmax + cross-entropy; label = class index
+    MULTI_LABEL = "multi_label_classification"  # sigmoid + BCE; label = 0/1 vector
+    REGRESSION = "regression"  # one output + MSE; label = float
+
+    @classmethod
+    def parse(cls, value: str | ProblemType, where: str) -> ProblemType:
+        try:
+            return cls(value)
+        except ValueError:
+            known = ", ".join(p.value for p in cls)
+            raise TaskSpecError(f"{where}: unknown problem_type {value!r}; use one of: {known}") from None
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What a task loader gets besides the split name."""
+
+    data_dir: Path | None = None  # `--data PATH` (a folder or a file), or None for the default
+    seed: int = 0  # data seed: synthetic corpora and splits derived from it
+    profile: str = "default"  # run profile, so a loader can size a synthetic corpus
+    options: Mapping[str, str] = field(default_factory=dict)  # `--data-option key=value`
+
+
+#: ``loader(split, context) -> datasets.Dataset`` with the text fields and the label column.
+Loader = Callable[[str, LoadContext], "datasets.Dataset"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One classification or regression task.
+
+    The loader returns, for each split in ``splits``, a ``datasets.Dataset`` holding the
+    ``text_fields`` (strings) and, when the split is labelled, ``label_column``: a class
+    index (single-label), a 0/1 list of ``len(labels)`` (multi-label) or a float
+    (regression). Unannotated rows carry ``MISSING_LABEL`` (NaN for regression).
+
+    Tasks with the same ``input_group`` label the same inputs: their loaders return the
+    same rows in the same order for every split, so one encoder pass serves them all.
+    """
+
+    name: str
+    problem_type: ProblemType
+    text_fields: tuple[str, ...]
+    loader: Loader
+    metrics: tuple[str, ...]  # primary metric first
+    labels: tuple[str, ...] = ()  # class names; empty for regression
+    splits: tuple[str, ...] = ("train", "dev")
+    label_column: str = "label"
+    input_group: str | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"task {self.name!r}"
+        if not isinstance(self.name, str) or not NAME_RE.match(self.name):
+            raise TaskSpecError(
+                f"task name {self.name!r} is invalid: use lower-case letters, digits, '_', '-', '.', "
+                "starting with a letter"
+            )
+        object.__setattr__(self, "problem_type", ProblemType.parse(self.problem_type, where))
+        for attr in ("text_fields", "metrics", "labels", "splits"):
+            value = getattr(self, attr)
+            if isinstance(value, str) or not isinstance(value, Sequence):
+                raise TaskSpecError(f"{where}: {attr} must be a list of strings, got {value!r}")
+            object.__setattr__(self, attr, tuple(value))
+        if not 1 <= len(self.text_fields) <= 2:
+            raise TaskSpecError(f"{where}: text_fields needs one or two fields, got {list(self.text_fields)}")
+        if not self.metrics:
+            raise TaskSpecError(f"{where}: metrics is empty; list at least the primary metric")
+        if self.problem_type is ProblemType.REGRESSION:
+            if self.labels:
+                raise TaskSpecError(f"{where}: a regression task has no labels; remove 'labels'")
+        elif len(self.labels) < 2:
+            raise TaskSpecError(f"{where}: a classification task needs at least two labels")
+        if len(set(self.labels)) != len(self.labels):
+            raise TaskSpecError(f"{where}: labels contain duplicates: {list(self.labels)}")
+        unknown = [s for s in self.splits if s not in SPLITS]
+        if unknown or "train" not in self.splits or "dev" not in self.splits:
+            raise TaskSpecError(f"{where}: splits must include 'train' and 'dev' and be among {SPLITS}, got {list(self.splits)}")
+        if not callable(self.loader):
+            raise TaskSpecError(f"{where}: loader must be callable (split, context) -> datasets.Dataset")
+
+    @property
+    def num_outputs(self) -> int:
+        """Width of the task's head."""
+        return 1 if self.problem_type is ProblemType.REGRESSION else len(self.labels)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric: ``fn(predictions, references) -> float`` over numpy arrays.
+
+    Predictions are class indices (single-label), 0/1 matrices (multi-label) or floats
+    (regression); rows with missing labels are removed before the call.
+    """
+
+    name: str
+    fn: Callable[[Any, Any], float]
+    higher_is_better: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Grouper:
+    """A grouping strategy: ``fn(tasks, context) -> list[list[task name]]`` (a partition)."""
+
+    name: str
+    fn: Callable[[Sequence[TaskSpec], Mapping[str, Any]], list[list[str]]]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A predictor of MTL compatibility: ``fn(tasks, artifacts) -> task x task matrix``."""
+
+    name: str
+    fn: Callable[[Sequence[TaskSpec], Mapping[str, Any]], Any]
+    description: str = ""

@@ -1,0 +1,1 @@
+"""GLUE tasks for harness (see plugin.py)."""

@@ -1,0 +1,1 @@
+"""Spine MRI report tasks for harness (see plugin.py)."""
