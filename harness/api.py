@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 Register = Callable[[Any], None]
 
 
-class ProblemType(str, Enum):
+class ProblemType(StrEnum):
     """What a task's head predicts; decides the loss and the prediction format."""
 
     SINGLE_LABEL = "single_label_classification"  # softmax + cross-entropy; label = class index
@@ -126,7 +126,9 @@ class TaskSpec:
             raise TaskSpecError(f"{where}: labels contain duplicates: {list(self.labels)}")
         unknown = [s for s in self.splits if s not in SPLITS]
         if unknown or "train" not in self.splits or "dev" not in self.splits:
-            raise TaskSpecError(f"{where}: splits must include 'train' and 'dev' and be among {SPLITS}, got {list(self.splits)}")
+            raise TaskSpecError(
+                f"{where}: splits must include 'train' and 'dev' and be among {SPLITS}, got {list(self.splits)}"
+            )
         if not callable(self.loader):
             raise TaskSpecError(f"{where}: loader must be callable (split, context) -> datasets.Dataset")
 

@@ -63,11 +63,8 @@ def _module(name: str) -> Any:
     import evaluate
 
     higher, kind, description = METRICS[name]
-    value = {
-        "class": datasets.Value("int64"),
-        "float": datasets.Value("float64"),
-        "multilabel": datasets.Sequence(datasets.Value("int64")),
-    }[kind]
+    scalar, vector = datasets.Value("int64"), datasets.Sequence(datasets.Value("int64"))
+    values = {"class": [scalar, vector], "float": [datasets.Value("float64")], "multilabel": [vector]}[kind]
 
     class LocalMetric(evaluate.Metric):
         def _info(self) -> evaluate.MetricInfo:
@@ -75,7 +72,8 @@ def _module(name: str) -> Any:
                 description=description,
                 citation="scikit-learn / SciPy",
                 inputs_description="predictions and references",
-                features=datasets.Features({"predictions": value, "references": value}),
+                # class metrics take class indices, or 0/1 rows for multi-label tasks
+                features=[datasets.Features({"predictions": v, "references": v}) for v in values],
             )
 
         def _compute(self, predictions: Any, references: Any) -> dict[str, float]:
@@ -90,7 +88,9 @@ def metric_fn(name: str) -> Callable[[Any, Any], float]:
 
     def fn(predictions: Any, references: Any) -> float:
         module = _module(name)
-        result = module.compute(predictions=np.asarray(predictions).tolist(), references=np.asarray(references).tolist())
+        result = module.compute(
+            predictions=np.asarray(predictions).tolist(), references=np.asarray(references).tolist()
+        )
         return float(result[name])
 
     fn.__name__ = name

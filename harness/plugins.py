@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import os
 from collections.abc import Callable, Iterable
@@ -18,6 +19,8 @@ ENTRY_POINT_GROUP = "harness"
 DEFAULT_PLUGIN = "harness.default"
 #: Set to a non-empty value to load only the plugins named with ``--plugin``.
 DISABLE_AUTOLOAD_ENV = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
+#: Comma-separated importable modules to register as plugins without packaging them.
+PLUGIN_MODULES_ENV = "HARNESS_PLUGIN_MODULES"
 
 
 @dataclass
@@ -89,6 +92,13 @@ def new_manager(
             manager.failed[ep.name] = f"{type(exc).__name__}: {exc}"
             continue
         manager.versions[ep.name] = _version(ep.dist.name) if ep.dist else "unknown"
+    for module in filter(None, os.environ.get(PLUGIN_MODULES_ENV, "").split(",")):
+        try:
+            plugin = importlib.import_module(module.strip())
+        except Exception as exc:  # noqa: BLE001 -- reported like an entry-point plugin that fails
+            manager.failed[module.strip()] = f"{type(exc).__name__}: {exc}"
+            continue
+        extra = [*extra, (module.strip(), plugin)]
     for name, plugin in extra:
         pm.register(plugin, name=name)
         manager.versions[name] = getattr(plugin, "__version__", "unknown")

@@ -1,1 +1,3 @@
-"""GLUE tasks for harness (see plugin.py)."""
+"""GLUE tasks for harness, declared as TOML task cards (see plugin.py)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,616 @@
+"""Declarative task cards: one TOML file per task, validated into a ``TaskSpec``.
+
+A card names the task, its labels and metrics, and where its files live::
+
+    name = "cola"                                   # task name (lower-case, digits, _ - .)
+    description = "..."                             # optional, one line
+    problem_type = "single_label_classification"    # | multi_label_classification | regression
+    labels = ["unacceptable", "acceptable"]         # class names (omit for regression)
+    text_fields = ["sentence"]                      # one or two Dataset columns holding text
+    metrics = ["matthews_correlation", "accuracy"]  # primary first; names from the metric registry
+    input_group = "..."                             # optional: tasks labelling the same inputs
+
+    [data]
+    format = "tsv"                      # tsv (quoting off) | csv | jsonl
+    root_env = "HARNESS_GLUE_DIR"       # optional: env var naming the data root
+    header = true                       # tsv/csv: the first row names the columns (default true)
+    columns = ["source", "label", ...]  # tsv/csv with header = false: the column names
+    label_field = "label"               # the file's label column (default "label")
+    label_map = { "0" = "unacceptable" }  # optional: raw value -> label name
+    label_separator = ","               # multi-label: raw value is a separated list of names (default ",")
+    missing_label = ""                  # optional: raw value meaning "not annotated" (jsonl: also null)
+    rename = { "#1 String" = "sentence1" }  # optional: file column -> Dataset column
+
+    [data.splits]                       # train and dev are required, test is optional
+    train = "CoLA/train.tsv"            # a path relative to the data root, or a table:
+    test = { path = "CoLA/test.tsv", header = true, columns = [...] }  # per-split overrides
+
+    [data.hub]                          # optional; used only with the data option source=hub
+    path = "nyu-mll/glue"
+    name = "cola"                       # optional configuration name
+    splits = { train = "train", dev = "validation", test = "test" }
+    label_field = "label"               # optional (default "label")
+    rename = { premise = "sentence1" }  # optional: hub column -> Dataset column
+
+Paths resolve against the data root: ``--data DIR`` (``LoadContext.data_dir``), else the
+``root_env`` variable, else the card's own folder. The loader returns a ``datasets.Dataset``
+with exactly the text fields and, when the file has the label column, ``label``: a class index
+(single-label), a 0/1 list (multi-label) or a float (regression). Train and dev must be
+labelled; a test file without the label column gives a Dataset without ``label``. Raw label
+values are matched against ``labels`` as strings, after ``label_map``. A bad card raises
+``TaskSpecError`` naming the file and key; a bad row raises ``DataError`` naming file, line and
+field, never the row's text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import difflib
+import functools
+import itertools
+import json
+import math
+import os
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.api import MISSING_LABEL, SPLITS, LoadContext, ProblemType, TaskSpec
+from harness.errors import DataError, TaskSpecError
+
+if TYPE_CHECKING:
+    import datasets
+
+__all__ = ["load_card", "load_cards"]
+
+LABEL = "label"  # the Dataset's label column
+DIALECTS = {"tsv": ("\t", csv.QUOTE_NONE), "csv": (",", csv.QUOTE_MINIMAL)}  # (separator, quoting)
+FORMATS = (*DIALECTS, "jsonl")
+
+# key -> (kind, required), per table. Kinds are named in KINDS.
+TOP = {
+    "name": ("str", True),
+    "description": ("str", False),
+    "problem_type": ("str", True),
+    "labels": ("list", False),
+    "text_fields": ("list", True),
+    "metrics": ("list", True),
+    "input_group": ("str", False),
+    "data": ("table", True),
+}
+DATA = {
+    "format": ("str", True),
+    "root_env": ("str", False),
+    "header": ("bool", False),
+    "columns": ("list", False),
+    "label_field": ("str", False),
+    "label_map": ("map", False),
+    "label_separator": ("str", False),
+    "missing_label": ("str", False),
+    "rename": ("map", False),
+    "splits": ("table", True),
+    "hub": ("table", False),
+}
+SPLIT = {"path": ("str", True), "header": ("bool", False), "columns": ("list", False)}
+HUB = {
+    "path": ("str", True),
+    "name": ("str", False),
+    "splits": ("map", True),
+    "label_field": ("str", False),
+    "rename": ("map", False),
+}
+KINDS = {"str": "a string", "bool": "a boolean", "list": "a list of strings", "map": "a table of strings"}
+
+Pairs = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class SplitFile:
+    path: str
+    header: bool
+    columns: tuple[str, ...]  # with header = false
+
+
+@dataclass(frozen=True)
+class HubSource:
+    path: str
+    name: str | None
+    splits: Pairs  # harness split -> hub split
+    label_field: str
+    rename: Pairs
+
+
+@dataclass(frozen=True)
+class Card:
+    """What a card's loader needs; hashable, so loaded splits can be cached per card."""
+
+    file: Path
+    task: str
+    problem_type: ProblemType
+    labels: tuple[str, ...]
+    text_fields: tuple[str, ...]
+    format: str
+    root_env: str | None
+    label_field: str
+    label_map: Pairs
+    label_separator: str
+    missing_label: str | None
+    rename: Pairs  # file column -> Dataset column
+    splits: tuple[tuple[str, SplitFile], ...]
+    hub: HubSource | None
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a table came from, for column lookups and error messages."""
+
+    where: str  # the file or hub dataset, as messages name it
+    rename: Pairs  # source column -> Dataset column
+    label_field: str
+    locate: Callable[[int], str]  # row index -> "file: line N" or "hub ...: row N"
+    hub: bool = False
+
+
+# --- reading and validating cards -------------------------------------------------------------
+
+
+def load_cards(directory: Path) -> list[TaskSpec]:
+    """Every ``*.toml`` card in ``directory``, sorted by file name; task names must be unique."""
+    directory = Path(directory)
+    files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
+    if not files:
+        raise TaskSpecError(f"{_display(directory)}: no task cards (*.toml) found")
+    specs: list[TaskSpec] = []
+    seen: dict[str, str] = {}  # task name -> card file
+    for file in files:
+        spec = load_card(file)
+        if spec.name in seen:
+            raise TaskSpecError(f"task {spec.name!r} is declared twice: in {seen[spec.name]} and in {_display(file)}")
+        seen[spec.name] = _display(file)
+        specs.append(spec)
+    return specs
+
+
+def load_card(path: Path) -> TaskSpec:
+    """Read and validate one card; raise ``TaskSpecError`` naming the file and the key."""
+    path = Path(path)
+    where = _display(path)
+    raw = _read_toml(path, where)
+    _check(raw, TOP, where, "")
+    data = raw["data"]
+    _check(data, DATA, where, "data.")
+    card = _card(raw, path.resolve(), where)
+    try:
+        return TaskSpec(
+            name=raw["name"],
+            problem_type=card.problem_type,
+            text_fields=card.text_fields,
+            loader=functools.partial(_load, card),
+            metrics=tuple(raw["metrics"]),
+            labels=card.labels,
+            splits=tuple(s for s in SPLITS if s in dict(card.splits)),
+            label_column=LABEL,
+            input_group=raw.get("input_group"),
+            description=raw.get("description", ""),
+        )
+    except TaskSpecError as exc:
+        raise TaskSpecError(f"{where}: {exc}") from None
+
+
+def _read_toml(path: Path, where: str) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise TaskSpecError(f"{where}: cannot read task card: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise TaskSpecError(f"{where}: invalid TOML: the file is not UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TaskSpecError(f"{where}: invalid TOML: {exc}") from None
+
+
+def _check(table: dict[str, Any], schema: dict[str, tuple[str, bool]], where: str, prefix: str) -> None:
+    """Unknown keys (with a did-you-mean), missing required keys and wrong types are errors."""
+    for key in table:
+        if key not in schema:
+            raise TaskSpecError(f"{where}: {_unknown_key(prefix + key, [prefix + k for k in schema])}")
+    for key, (kind, required) in schema.items():
+        if key not in table:
+            if required:
+                raise TaskSpecError(f"{where}: required key '{prefix}{key}' is missing")
+        elif not _is_kind(table[key], kind):
+            raise TaskSpecError(
+                f"{where}: '{prefix}{key}' must be {KINDS.get(kind, 'a table')}, got {_got(table[key])}"
+            )
+
+
+def _unknown_key(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+    return f"key {key!r} is unknown; {hint}"
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "list":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == "map":
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    return isinstance(value, dict)
+
+
+def _got(value: Any) -> str:
+    names = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "table"}
+    if isinstance(value, list | dict):
+        items = value if isinstance(value, list) else list(value.values())
+        odd = next((v for v in items if not isinstance(v, str)), None)
+        if odd is not None:
+            return f"a {names[type(value)]} containing {names.get(type(odd), type(odd).__name__)}"
+    return names.get(type(value), type(value).__name__)
+
+
+def _card(raw: dict[str, Any], file: Path, where: str) -> Card:
+    problem = ProblemType.parse(raw["problem_type"], where)
+    data = raw["data"]
+    labels = tuple(raw.get("labels", ()))
+    if data["format"] not in FORMATS:
+        raise TaskSpecError(f"{where}: 'data.format' must be one of {', '.join(FORMATS)}, got {data['format']!r}")
+    fields = raw["text_fields"]
+    if LABEL in fields or len(set(fields)) != len(fields):
+        raise TaskSpecError(f"{where}: 'text_fields' must be distinct and must not include {LABEL!r}")
+    _check_rename(data.get("rename", {}), "data.rename", where)
+    _check_label_options(problem, labels, data, where)
+    return Card(
+        file=file,
+        task=raw["name"],
+        problem_type=problem,
+        labels=labels,
+        text_fields=tuple(raw["text_fields"]),
+        format=data["format"],
+        root_env=data.get("root_env"),
+        label_field=data.get("label_field", LABEL),
+        label_map=tuple(data.get("label_map", {}).items()),
+        label_separator=data.get("label_separator", ","),
+        missing_label=data.get("missing_label"),
+        rename=tuple(data.get("rename", {}).items()),
+        splits=_splits(data, where),
+        hub=_hub(data["hub"], where) if "hub" in data else None,
+    )
+
+
+def _check_rename(rename: dict[str, str], key: str, where: str) -> None:
+    targets = list(rename.values())
+    if LABEL in targets or len(set(targets)) != len(targets):
+        raise TaskSpecError(f"{where}: '{key}' must give distinct new names other than {LABEL!r}")
+
+
+def _check_label_options(problem: ProblemType, labels: tuple[str, ...], data: dict[str, Any], where: str) -> None:
+    if "label_separator" in data and problem is not ProblemType.MULTI_LABEL:
+        raise TaskSpecError(f"{where}: 'data.label_separator' is only for multi_label_classification")
+    if "label_map" in data and problem is ProblemType.REGRESSION:
+        raise TaskSpecError(f"{where}: 'data.label_map' is not for regression tasks")
+    for raw_value, name in data.get("label_map", {}).items():
+        if name not in labels:
+            raise TaskSpecError(f"{where}: 'data.label_map' maps {raw_value!r} to {name!r}, which is not in 'labels'")
+
+
+def _splits(data: dict[str, Any], where: str) -> tuple[tuple[str, SplitFile], ...]:
+    tabular = data["format"] in DIALECTS
+    if not tabular and ("header" in data or "columns" in data):
+        raise TaskSpecError(f"{where}: 'data.header' and 'data.columns' are only for tsv and csv files")
+    if data.get("header", True) and "columns" in data:
+        raise TaskSpecError(f"{where}: 'data.columns' is only for files without a header; set 'data.header = false'")
+    out = []
+    for split, value in data["splits"].items():
+        key = f"data.splits.{split}"
+        if split not in SPLITS:
+            raise TaskSpecError(f"{where}: {_unknown_key(key, [f'data.splits.{s}' for s in SPLITS])}")
+        if not isinstance(value, str | dict):
+            raise TaskSpecError(f"{where}: '{key}' must be a path or a table, got {_got(value)}")
+        table = {"path": value} if isinstance(value, str) else value
+        _check(table, SPLIT, where, key + ".")
+        out.append((split, _split_file(table, data, tabular, key, where)))
+    return tuple(sorted(out, key=lambda item: SPLITS.index(item[0])))
+
+
+def _split_file(table: dict[str, Any], data: dict[str, Any], tabular: bool, key: str, where: str) -> SplitFile:
+    if not tabular and ("header" in table or "columns" in table):
+        raise TaskSpecError(f"{where}: '{key}.header' and '{key}.columns' are only for tsv and csv files")
+    header = table.get("header", data.get("header", True))
+    if header and "columns" in table:
+        raise TaskSpecError(f"{where}: '{key}.columns' is only for files without a header; set '{key}.header = false'")
+    columns = () if header else tuple(table.get("columns", data.get("columns", ())))
+    if tabular and not header and not columns:
+        raise TaskSpecError(f"{where}: '{key}' has no header row; list its column names in 'columns'")
+    return SplitFile(table["path"], bool(header and tabular), columns)
+
+
+def _hub(table: dict[str, Any], where: str) -> HubSource:
+    _check(table, HUB, where, "data.hub.")
+    for split in table["splits"]:
+        if split not in SPLITS:
+            known = [f"data.hub.splits.{s}" for s in SPLITS]
+            raise TaskSpecError(f"{where}: {_unknown_key(f'data.hub.splits.{split}', known)}")
+    _check_rename(table.get("rename", {}), "data.hub.rename", where)
+    return HubSource(
+        path=table["path"],
+        name=table.get("name"),
+        splits=tuple(table["splits"].items()),
+        label_field=table.get("label_field", LABEL),
+        rename=tuple(table.get("rename", {}).items()),
+    )
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# --- loading data ------------------------------------------------------------------------------
+
+
+def _load(card: Card, split: str, ctx: LoadContext) -> datasets.Dataset:
+    """The TaskSpec loader of a card: the split from files (default) or, if asked, from the hub."""
+    files = dict(card.splits)
+    if split not in files:
+        raise DataError(f"task {card.task!r} has no split {split!r} (it has: {', '.join(files)})")
+    source = ctx.options.get("source", "files")
+    if source == "hub":
+        return _load_hub(card, split)
+    if source != "files":
+        raise DataError(f"task {card.task!r}: unknown data source {source!r}; use 'files' or 'hub'")
+    file = _resolve(card, split, files[split], ctx)
+    return _load_file(card, split, file, file.stat().st_mtime_ns)
+
+
+def _resolve(card: Card, split: str, spec: SplitFile, ctx: LoadContext) -> Path:
+    env = os.environ.get(card.root_env) if card.root_env else None
+    if ctx.data_dir is not None:
+        root, origin = Path(ctx.data_dir), "--data"
+        if root.is_file():
+            raise DataError(f"task {card.task!r} reads its files from a folder; --data {root} is a file")
+    elif env:
+        root, origin = Path(env), f"{card.root_env}"
+    else:
+        root, origin = card.file.parent, "the card's folder"
+    file = root / spec.path
+    if file.is_file():
+        return file
+    how = "--data DIR" + (f" or {card.root_env}" if card.root_env else "")
+    raise DataError(
+        f"data for task {card.task!r} not found: split {split!r} expects {file} (data root from {origin}); "
+        f"point {how} at a folder holding {spec.path}"
+    )
+
+
+@functools.cache
+def _load_file(card: Card, split: str, file: Path, mtime_ns: int) -> datasets.Dataset:
+    spec = dict(card.splits)[split]
+    table = _read(card, spec, file)
+
+    def locate(index: int) -> str:
+        return f"{_display(file)}: line {_line_number(file, card.format, spec.header, index)}"
+
+    return _shape(card, table, split, Origin(_display(file), card.rename, card.label_field, locate))
+
+
+def _read(card: Card, spec: SplitFile, file: Path) -> datasets.Dataset:
+    import datasets
+
+    try:
+        with _quiet():
+            if card.format == "jsonl":
+                return datasets.load_dataset("json", data_files=str(file), split="train")
+            sep, quoting = DIALECTS[card.format]
+            names = list(spec.columns) if not spec.header else _header(file, card.format)
+            return datasets.load_dataset(
+                "csv",
+                data_files=str(file),
+                sep=sep,
+                quoting=quoting,
+                header=0 if spec.header else None,
+                column_names=None if spec.header else names,
+                index_col=False,  # a row with more fields than names is an error, never an index
+                na_filter=False,  # "NA", "null" and "" stay strings
+                features=datasets.Features({n: datasets.Value("string") for n in names}),
+                split="train",
+            )
+    except (datasets.exceptions.DatasetGenerationError, ValueError) as exc:
+        raise DataError(f"{_display(file)}: cannot be read as {card.format}: {_reason(exc)}") from None
+
+
+def _csv_reader(f: Any, fmt: str) -> Any:
+    # The same dialect as the pandas reader: tsv is read with quoting off.
+    return csv.reader(f, delimiter=DIALECTS[fmt][0], quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
+
+
+def _header(file: Path, fmt: str) -> list[str]:
+    with open(file, newline="", encoding="utf-8-sig") as f:
+        row = next((r for r in _csv_reader(f, fmt) if r), None)
+    if row is None:
+        raise DataError(f"{_display(file)}: the file is empty; expected a header row")
+    if len(set(row)) != len(row):
+        raise DataError(f"{_display(file)}: line 1: the header names a column twice")
+    return row
+
+
+def _reason(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    return str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No datasets progress bars while a card loads: the harness reports progress itself."""
+    import datasets
+
+    was_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
+
+
+def _line_number(file: Path, fmt: str, header: bool, index: int) -> int:
+    """1-based line where data row ``index`` starts, counting the header; blank lines are skipped."""
+    with open(file, newline="", encoding="utf-8-sig") as f:
+        if fmt == "jsonl":
+            numbers = (n for n, line in enumerate(f, 1) if line.strip())
+            return next(itertools.islice(numbers, index, None), 0)
+        reader = _csv_reader(f, fmt)
+        end, row_index = 0, -1 if header else 0
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if not row:
+                continue
+            if row_index == index:
+                return start
+            row_index += 1
+    return 0
+
+
+def _shape(card: Card, table: datasets.Dataset, split: str, origin: Origin) -> datasets.Dataset:
+    """Keep the text fields (renamed) and convert the label column into ``label``."""
+    source = {new: old for old, new in origin.rename}
+    columns = [source.get(f, f) for f in card.text_fields]
+    for field, column in zip(card.text_fields, columns, strict=True):
+        _check_text(table, field, column, origin)
+    renames = {c: f for c, f in zip(columns, card.text_fields, strict=True) if c != f}
+    out = table.select_columns(columns).rename_columns(renames)
+    field = origin.label_field
+    if field not in table.column_names:
+        if split == "test":
+            return out
+        raise DataError(f"{origin.where}: label column {field!r} is missing; the {split!r} split must be labelled")
+    values = table[field][:]  # decoded: a jsonl column of mixed types is stored as JSON text
+    if origin.hub and split == "test" and values and all(v == -1 for v in values):
+        return out  # hub GLUE test splits hide their labels as -1 everywhere
+    labels, feature = _convert_labels(card, values, table.features[field], field, origin.locate)
+    return out.add_column(LABEL, labels, feature=feature)
+
+
+def _check_text(table: datasets.Dataset, field: str, column: str, origin: Origin) -> None:
+    import datasets
+
+    if column not in table.column_names:
+        known = ", ".join(table.column_names)
+        raise DataError(f"{origin.where}: column {column!r} for text field {field!r} is missing (columns: {known})")
+    feature = table.features[column]
+    if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
+        raise DataError(f"{origin.where}: field {column!r} must hold text, got {feature}")
+    if table.data.column(column).null_count:
+        first = table.data.column(column).to_pylist().index(None)
+        raise DataError(f"{origin.locate(first)}: field {column!r} is missing")
+
+
+def _convert_labels(
+    card: Card, values: list[Any], feature: Any, field: str, locate: Callable[[int], str]
+) -> tuple[list[Any], Any]:
+    import datasets
+
+    parse, missing, out_feature = _label_parser(card)
+    if isinstance(feature, datasets.ClassLabel) and card.problem_type is ProblemType.SINGLE_LABEL:
+        if feature.num_classes != len(card.labels):
+            raise DataError(
+                f"{locate(0)}: field {field!r} has {feature.num_classes} classes; the card lists {len(card.labels)}"
+            )
+        return [v if v >= 0 else MISSING_LABEL for v in values], out_feature
+    out = []
+    for index, value in enumerate(values):
+        if value is None or (isinstance(value, str) and value.strip() == card.missing_label):
+            if card.missing_label is None:
+                raise DataError(f"{locate(index)}: field {field!r}: the label is missing (set 'data.missing_label')")
+            out.append(missing)
+            continue
+        try:
+            out.append(parse(value))
+        except ValueError as exc:
+            raise DataError(f"{locate(index)}: field {field!r}: {exc}") from None
+    return out, out_feature
+
+
+def _label_parser(card: Card) -> tuple[Callable[[Any], Any], Any, Any]:
+    """(parse raw value, value for an unannotated row, Dataset feature) for the card's problem type."""
+    import datasets
+
+    if card.problem_type is ProblemType.REGRESSION:
+        return _number, math.nan, datasets.Value("float32")
+    index = {name: i for i, name in enumerate(card.labels)}
+    mapping = dict(card.label_map)
+    known = ", ".join(card.labels) + (" (or a label_map key)" if mapping else "")
+
+    def lookup(raw: str) -> int:
+        name = mapping.get(raw, raw)
+        if name not in index:
+            raise ValueError("the label is empty" if raw == "" else f"value is not one of the labels: {known}")
+        return index[name]
+
+    if card.problem_type is ProblemType.SINGLE_LABEL:
+        return (lambda value: lookup(_text(value))), MISSING_LABEL, datasets.Value("int64")
+
+    def multi(value: Any) -> list[int]:
+        names = value if isinstance(value, list) else _text(value).split(card.label_separator)
+        row = [0] * len(card.labels)
+        for name in names:
+            if not isinstance(name, str):
+                raise ValueError("a list of labels must hold label names")
+            if name.strip():
+                row[lookup(name.strip())] = 1
+        return row
+
+    return multi, [MISSING_LABEL] * len(card.labels), datasets.List(datasets.Value("int64"))
+
+
+def _text(value: Any) -> str:
+    """A raw scalar label as the string it is matched against (JSON numbers and booleans too)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    raise ValueError(f"expected one label value, got a {type(value).__name__}")
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("value is not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("value is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError("value is not a finite number")
+    return number
+
+
+# --- the hub (only when asked) -----------------------------------------------------------------
+
+
+@functools.cache
+def _load_hub(card: Card, split: str) -> datasets.Dataset:
+    import datasets
+
+    hub = card.hub
+    if hub is None:
+        raise DataError(f"task {card.task!r} has no [data.hub] table in {card.file.name}; load it from files")
+    hub_split = dict(hub.splits).get(split)
+    if hub_split is None:
+        raise DataError(f"task {card.task!r}: 'data.hub.splits' has no entry for split {split!r}")
+    where = f"hub dataset {hub.path!r}" + (f" ({hub.name})" if hub.name else "") + f" split {hub_split!r}"
+    try:
+        with _quiet():
+            table = datasets.load_dataset(hub.path, hub.name, split=hub_split)
+    except Exception as exc:  # noqa: BLE001 -- offline, unknown repository, ...: one clear line either way
+        raise DataError(f"{where}: cannot be loaded: {_reason(exc)}") from None
+    origin = Origin(where, hub.rename, hub.label_field, lambda i: f"{where}: row {i}", hub=True)
+    return _shape(card, table, split, origin)

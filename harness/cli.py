@@ -1,0 +1,93 @@
+"""The ``harness`` command line: a thin shell over the plugin manager.
+
+Every sub-command, the core's own included, is added through the ``register_commands``
+hook. Library errors (``HarnessError``) become one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness import __version__
+from harness.errors import HarnessError
+
+
+def common_options(parser: argparse.ArgumentParser) -> None:
+    """Options every sub-command accepts (they are read before sub-commands are built)."""
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="load this installed plugin (repeatable); with `run`/`list`, select its tasks",
+    )
+    parser.add_argument("--tasks-dir", type=Path, metavar="DIR", help="also register the TOML task cards in DIR")
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="allow the Hugging Face hub (hub model ids, --data-option source=hub); offline otherwise",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def build_parser(manager: object) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Should these tasks share one model? Train STL and MTL, measure the gap."
+    )
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    manager.hook.register_commands(subparsers=subparsers)  # type: ignore[attr-defined]
+    for sub in subparsers.choices.values():
+        if not any("--plugin" in a.option_strings for a in sub._actions):
+            common_options(sub)
+    return parser
+
+
+def _early_options(argv: list[str]) -> argparse.Namespace:
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    common_options(pre)
+    return pre.parse_known_args(argv)[0]
+
+
+def _is_main_rank() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    early = _early_options(argv)
+    if not early.online:  # offline by default: a hub miss would otherwise wait and change cache keys
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    # harness draws its own progress (rich on a terminal, plain lines otherwise); silence tqdm bars
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from harness.console import console, setup_logging
+    from harness.plugins import new_manager
+
+    setup_logging(early.verbose, _is_main_rank())
+    try:
+        extra = []
+        if early.tasks_dir is not None:
+            from harness.taskdir import TaskDirPlugin
+
+            extra.append((f"tasks-dir:{early.tasks_dir}", TaskDirPlugin(early.tasks_dir)))
+        manager = new_manager(load=early.plugin, extra=extra)
+        parser = build_parser(manager)
+        args = parser.parse_args(argv)
+        if getattr(args, "func", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
+        args.manager = manager
+        return int(args.func(args) or 0)
+    except HarnessError as exc:
+        from rich.markup import escape
+
+        if _is_main_rank():
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

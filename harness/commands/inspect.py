@@ -1,0 +1,179 @@
+"""``harness plugins``, ``harness list`` and ``harness show``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError, RunError
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("plugins", help="installed plugins, their versions and hooks")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_plugins)
+
+    p = subparsers.add_parser("list", help="tasks (problem types, split sizes), metrics, groupers, predictors")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.add_argument("--data", type=Path, help="data root or file passed to the task loaders")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", help="loader option")
+    p.add_argument("--no-sizes", action="store_true", help="do not load data to count split sizes")
+    p.set_defaults(func=cmd_list)
+
+    p = subparsers.add_parser("show", help="print the results of a run directory")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_show)
+
+
+def emit_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    manager = args.manager
+    rows = [
+        {"name": n, "version": manager.versions.get(n, "unknown"), "status": "loaded", "hooks": manager.hooks_of(n)}
+        for n in manager.names()
+    ]
+    rows += [
+        {"name": n, "version": None, "status": "failed", "error": e, "hooks": []} for n, e in manager.failed.items()
+    ]
+    rows += [
+        {"name": n, "version": None, "status": "not loaded (auto-loading disabled)", "hooks": []}
+        for n in manager.available
+        if n not in manager.names() and n not in manager.failed
+    ]
+    if args.json:
+        emit_json(rows)
+        return 0
+    from rich.table import Table
+
+    from harness.console import console
+
+    table = Table(title="harness plugins", title_justify="left")
+    for column in ("plugin", "version", "status", "hooks"):
+        table.add_column(column)
+    for row in rows:
+        status = row["status"] + (f": {row['error']}" if "error" in row else "")
+        table.add_row(row["name"], row["version"] or "-", status, ", ".join(row["hooks"]))
+    console.print(table)
+    return 0
+
+
+def _split_sizes(task: Any, ctx: Any) -> dict[str, Any]:
+    from harness.data import load_split
+
+    sizes: dict[str, Any] = {}
+    for split in task.splits:
+        try:
+            sizes[split] = len(load_split(task, split, ctx))
+        except HarnessError as exc:
+            sizes[split] = {"error": str(exc)}
+    return sizes
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness.commands.run import load_context
+    from harness.plugins import build_registries
+
+    registries = build_registries(args.manager)
+    plugins = set(args.plugin)
+    if args.tasks_dir is not None:
+        plugins.add(f"tasks-dir:{args.tasks_dir}")
+    ctx = load_context(args.data, args.data_option, seed=0, profile="default")
+    tasks = []
+    for entry in registries.tasks:
+        if plugins and entry.plugin not in plugins:
+            continue
+        spec = entry.value
+        tasks.append(
+            {
+                "name": spec.name,
+                "plugin": entry.plugin,
+                "problem_type": spec.problem_type.value,
+                "labels": list(spec.labels),
+                "text_fields": list(spec.text_fields),
+                "metrics": list(spec.metrics),
+                "input_group": spec.input_group,
+                "splits": list(spec.splits) if args.no_sizes else _split_sizes(spec, ctx),
+            }
+        )
+
+    def others(registry: Any) -> list[dict[str, Any]]:
+        return [{"name": e.name, "plugin": e.plugin, **_extra(e.value)} for e in registry]
+
+    listing = {
+        "tasks": tasks,
+        "metrics": others(registries.metrics),
+        "groupers": others(registries.groupers),
+        "predictors": others(registries.predictors),
+    }
+    if args.json:
+        emit_json(listing)
+    else:
+        _print_listing(listing)
+    return 0
+
+
+def _extra(value: Any) -> dict[str, Any]:
+    out = {"description": getattr(value, "description", "")}
+    if hasattr(value, "higher_is_better"):
+        out["higher_is_better"] = value.higher_is_better
+    return out
+
+
+def _print_listing(listing: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from harness.console import console
+
+    table = Table(title="tasks", title_justify="left")
+    for column in ("task", "plugin", "problem type", "labels", "metrics", "splits"):
+        table.add_column(column)
+    for t in listing["tasks"]:
+        splits = t["splits"]
+        if isinstance(splits, dict):
+            splits = ", ".join(f"{k}={v if isinstance(v, int) else 'unavailable'}" for k, v in splits.items())
+        else:
+            splits = ", ".join(splits)
+        labels = ", ".join(t["labels"]) or "(regression)"
+        table.add_row(t["name"], t["plugin"], t["problem_type"], labels, ", ".join(t["metrics"]), splits)
+    console.print(table)
+    for kind in ("metrics", "groupers", "predictors"):
+        console.print(f"[bold]{kind}:[/] " + ", ".join(e["name"] for e in listing[kind]))
+    errors = {
+        e["error"]
+        for t in listing["tasks"]
+        if isinstance(t["splits"], dict)
+        for e in t["splits"].values()
+        if isinstance(e, dict)
+    }
+    for error in sorted(errors):
+        console.print(f"[yellow]unavailable:[/] {error}")
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from harness.console import console
+    from harness.report import results_table
+
+    run_dir: Path = args.run_dir
+    if not (run_dir / "config.json").exists():
+        raise RunError(f"{run_dir} is not a harness run directory (no config.json); pass the --output of a run")
+    results_file = run_dir / "results.json"
+    if not results_file.exists():
+        done = len(list(run_dir.glob("jobs/*/result.json")))
+        raise RunError(
+            f"{run_dir}: run not finished ({done} job(s) done); continue it with `harness run ... "
+            f"--output {run_dir} --resume`"
+        )
+    results = json.loads(results_file.read_text())
+    if args.json:
+        emit_json(results)
+    else:
+        console.print(results_table(results, title=f"{run_dir}: MTL - STL gap per task"))
+    return 0

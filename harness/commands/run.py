@@ -1,0 +1,113 @@
+"""``harness run``: STL per selected task, MTL for the group, gaps with confidence intervals."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.api import LoadContext
+from harness.errors import ConfigError
+
+log = logging.getLogger("harness")
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("run", help="train STL and MTL models and report the MTL-STL gap per task")
+    p.add_argument("--tasks", help="comma-separated task names (default: every task of the --plugin plugins)")
+    p.add_argument("--group", help="comma-separated MTL group (default: all selected tasks)")
+    p.add_argument("--model", help="preset (minilm, tiny), local model folder, or hub id (with --online)")
+    p.add_argument("--profile", default="default", help="smoke (tiny model, small slice) or default")
+    p.add_argument("--seeds", type=int, help="number of seeds (seed, seed+1, ...)")
+    p.add_argument("--output", type=Path, help="run directory (default: runs/<plugin>-<timestamp>)")
+    p.add_argument("--config", type=Path, help="TOML file of config keys")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--data", type=Path, help="data root or file for the task loaders (plugin-specific)")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", help="loader option")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its saved state")
+    p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    p.set_defaults(func=cmd_run)
+
+
+def load_context(data: Path | None, options: list[str], seed: int, profile: str) -> LoadContext:
+    parsed = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--data-option {item!r}: expected key=value")
+        parsed[key.strip()] = value.strip()
+    if data is not None and not data.exists():
+        raise ConfigError(f"--data {data}: no such file or folder")
+    return LoadContext(data_dir=data, seed=seed, profile=profile, options=parsed)
+
+
+def select_tasks(args: argparse.Namespace, registries: Any) -> list[str]:
+    if args.tasks:
+        names = [t.strip() for t in args.tasks.split(",") if t.strip()]
+        for name in names:
+            registries.tasks.get(name)  # unknown name: error with the known ones and a did-you-mean
+        return names
+    owners = set(args.plugin) | ({f"tasks-dir:{args.tasks_dir}"} if args.tasks_dir else set())
+    if not owners:
+        raise ConfigError("name the tasks: --plugin NAME (all its tasks) or --tasks a,b,...")
+    names = [e.name for e in registries.tasks if e.plugin in owners]
+    if not names:
+        raise ConfigError(f"plugin(s) {', '.join(sorted(owners))} registered no tasks")
+    return names
+
+
+def _output_dir(args: argparse.Namespace, acc: Any) -> Path:
+    if args.output is not None:
+        return args.output
+    from accelerate.utils import broadcast_object_list
+
+    label = "-".join(args.plugin) or "run"
+    name = [f"runs/{label}-{time.strftime('%Y%m%d-%H%M%S')}"]
+    broadcast_object_list(name)  # every rank writes to the main process's folder
+    return Path(name[0])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness import config as configs
+    from harness.console import console
+    from harness.experiment import make_accelerator, make_plan, needs_unused_parameters, run_experiment
+    from harness.plugins import build_registries
+    from harness.report import results_table
+
+    cfg = configs.resolve(args.profile, args.config, args.set, model=args.model, seeds=args.seeds)
+    registries = build_registries(args.manager)
+    selected = select_tasks(args, registries)
+    group = [t.strip() for t in args.group.split(",")] if args.group else None
+    plan = make_plan(selected, group, cfg)
+    ctx = load_context(args.data, args.data_option, seed=cfg.data_seed, profile=args.profile)
+    acc = make_accelerator(cfg, needs_unused_parameters(plan, registries))
+    run_dir = _output_dir(args, acc)
+    run_info = {
+        "profile": args.profile,
+        "config": cfg.to_dict(),
+        "plugins": sorted(args.plugin),
+        "tasks": list(plan.tasks),
+        "group": list(plan.group),
+        "data": str(args.data) if args.data else None,
+        "data_options": dict(ctx.options),
+    }
+    log.info(
+        "run %s: %d STL + %d MTL jobs on %d process(es), model %s",
+        run_dir,
+        len(plan.tasks) * cfg.seeds,
+        cfg.seeds,
+        acc.num_processes,
+        cfg.model,
+    )
+    start = time.perf_counter()
+    results = run_experiment(cfg, args.manager, registries, plan, ctx, acc, run_dir, args.resume, run_info)
+    if acc.is_main_process:
+        console.print(results_table(results))
+        console.print(f"run directory: {run_dir} ({time.perf_counter() - start:.0f}s)")
+        if args.json:
+            from harness.commands.inspect import emit_json
+
+            emit_json(results)
+    return 0

@@ -1,0 +1,161 @@
+"""Run configuration: one frozen dataclass, profiles, and validated overrides.
+
+Resolution order (later wins): dataclass defaults < profile < ``--config FILE`` < ``--set``
+< explicit flags. Never mutate a config: derive with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+
+SAMPLING = ("proportional", "temperature", "uniform")
+POOLING = ("mean", "cls")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: str = "minilm"  # preset ("minilm", "tiny"), a local model folder, or a hub id
+    max_length: int = 128  # tokens per input; longer inputs are truncated
+    batch_size: int = 32  # examples per optimizer micro-step, over all processes together
+    eval_batch_size: int = 64
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1  # fraction of optimizer steps with linear warm-up
+    grad_accum_steps: int = 1  # micro-steps per optimizer step
+    bf16: bool = False  # bf16 autocast (CPUs with AVX512-BF16/AMX, recent GPUs)
+    sampling: str = "proportional"  # how MTL picks the next batch's task: proportional|temperature|uniform
+    temperature: float = 2.0  # for sampling="temperature": p_i ~ n_i ** (1 / temperature)
+    pooling: str = "mean"  # sentence representation for the heads: mean over tokens, or cls
+    dropout: float = 0.1  # before each head (and inside the tiny encoder)
+    seed: int = 0  # first seed; --seeds N runs seed, seed+1, ..., seed+N-1
+    seeds: int = 1
+    data_seed: int = 0  # synthetic corpora, splits and slices (kept fixed across training seeds)
+    max_train_examples: int = 0  # per input stream; 0 = all (a seeded slice otherwise)
+    max_eval_examples: int = 0  # per split of dev/test; 0 = all
+    keep_best: bool = True  # save the best checkpoint (by the primary dev metric) of every job
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.sampling in SAMPLING, f"sampling must be one of {', '.join(SAMPLING)}"),
+            (self.pooling in POOLING, f"pooling must be one of {', '.join(POOLING)}"),
+            (self.batch_size > 0 and self.eval_batch_size > 0, "batch sizes must be positive"),
+            (self.epochs > 0 and self.seeds > 0, "epochs and seeds must be positive"),
+            (self.grad_accum_steps > 0, "grad_accum_steps must be positive"),
+            (self.max_length > 8, "max_length must be above 8"),
+            (self.temperature > 0, "temperature must be positive"),
+            (0 <= self.warmup_ratio < 1 and 0 <= self.dropout < 1, "warmup_ratio and dropout must be in [0, 1)"),
+            (self.max_train_examples >= 0 and self.max_eval_examples >= 0, "max_*_examples must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"invalid config: {message}")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return [self.seed + i for i in range(self.seeds)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def training_hash(self) -> str:
+        """Hash of every field that changes what a job computes (seeds are per job)."""
+        fields = {k: v for k, v in self.to_dict().items() if k not in ("seeds", "seed", "keep_best")}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # The tiny random-init model on a small data slice: a whole run in about a minute here.
+    "smoke": {
+        "model": "tiny",
+        "max_length": 64,
+        "epochs": 3,
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "warmup_ratio": 0.0,
+        "max_train_examples": 480,
+        "max_eval_examples": 200,
+    },
+    # The pretrained offline encoder (all-MiniLM-L6-v2) with a fine-tuning schedule.
+    "default": {},
+}
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(RunConfig)
+
+
+def coerce(key: str, value: Any, where: str, parse: bool = True) -> Any:
+    """Validate one override against RunConfig's field types; with ``parse``, strings are parsed."""
+    types_ = _field_types()
+    if key not in types_:
+        close = difflib.get_close_matches(key, list(types_), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(types_)}"
+        raise ConfigError(f"{where}: unknown config key {key!r}{hint}")
+    target = types_[key]
+    if isinstance(target, types.UnionType):
+        target = next(t for t in typing.get_args(target) if t is not type(None))
+    try:
+        if parse and isinstance(value, str) and target is not str:
+            return _parse(value, target)
+        if target is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if type(value) is not target:
+            raise ValueError
+        return value
+    except ValueError:
+        raise ConfigError(f"{where}: {key} must be {target.__name__}, got {value!r}") from None
+
+
+def _parse(text: str, target: type) -> Any:
+    if target is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(text)
+    return target(text)
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``--set key=value`` items to a validated dict."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value, for example --set epochs=2")
+        out[key.strip()] = coerce(key.strip(), value.strip(), f"--set {item}")
+    return out
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    return {k: coerce(k, v, str(path), parse=False) for k, v in data.items()}  # TOML values are typed
+
+
+def resolve(profile: str, config_file: Path | None = None, sets: list[str] = (), **flags: Any) -> RunConfig:  # type: ignore[assignment]
+    """Build the frozen RunConfig: defaults < profile < file < --set < flags (None = not given)."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    values: dict[str, Any] = dict(PROFILES[profile])
+    if config_file is not None:
+        values.update(load_config_file(config_file))
+    values.update(parse_sets(list(sets)))
+    values.update({k: coerce(k, v, f"--{k}") for k, v in flags.items() if v is not None})
+    return RunConfig(**values)

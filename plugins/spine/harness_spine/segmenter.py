@@ -1,0 +1,195 @@
+"""Report text -> one snippet per vertebral level, as in the paper's pipeline.
+
+Rules (in this order), applied to the FINDINGS section only (when the report has no
+FINDINGS header: to everything outside the other known sections; IMPRESSION, HISTORY,
+TECHNIQUE, COMPARISON, EXAM and similar are never findings):
+
+1. The findings are cut into logical lines (a hard-wrapped line that continues a sentence
+   is joined back), then into sentences (abbreviations such as "e.g." and list numbers do
+   not end a sentence; leading bullets are dropped).
+2. A sentence that names levels of the report's region ("C5-C6", "c5-6", "C5/C6",
+   "C4-C5 and C5-C6", "C3-C4 through C5-C6", "L4 on L5") belongs to each of them, and they
+   become the *current* levels.
+3. A sentence that names only other levels (T1-T2 in a cervical report) belongs to none and
+   clears the current levels; so does a sentence about the conus.
+4. "The remaining levels are unremarkable" (and variants) belongs to every level of the
+   region that no findings sentence names, and clears the current levels.
+5. A line that opens with a non-level label ("Alignment:", "Cord:", "Disc levels:") or a
+   sentence on a whole-spine topic (alignment, lordosis, marrow, fracture, paraspinal soft
+   tissues, posterior fossa, visualized structures, ...) belongs to none and clears them.
+6. Any other sentence belongs to the current levels (none before the first level); a blank
+   line clears them.
+
+A snippet is its level's sentences joined by one space, in text order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from harness_spine.levels import REGION_LEVELS, find_levels, level_spans, sort_levels
+
+_SECTION_NAMES = (
+    r"clinical history|history|clinical (?:information|indication|data)|indications?|reason for (?:exam|study)"
+    r"|technique|procedure|comparisons?|exam(?:ination)?|findings|impressions?|conclusions?|summary|opinion"
+)
+# A section header opens a line ("Findings:", "FINDINGS" alone) or, written in capitals,
+# follows the end of a sentence mid-line ("... normal. IMPRESSION: ...").
+_HEADER_RE = re.compile(
+    rf"(?im)^[ \t]*(?P<a>{_SECTION_NAMES})[ \t]*(?::|$)"
+    rf"|(?<=[.!?] )(?P<b>(?-i:FINDINGS|IMPRESSIONS?|CONCLUSIONS?|TECHNIQUE|COMPARISONS?|HISTORY|INDICATIONS?)):"
+)
+_FINDINGS = {"findings"}
+_CLOSING_RE = re.compile(r"impression|conclusion|summary|opinion")  # sections that run to the next header
+_LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z ,/&()'-]{0,40}:")
+_BULLET_RE = re.compile(r"^\s*(?:[-*•·]|\d{1,2}[.)])\s+")
+_GENERAL_RE = re.compile(
+    r"\b(?:alignment|lordosis|kyphosis|scoliosis|curvature|vertebral body heights|fractures?|marrow|craniocervical"
+    r"|posterior fossa|paraspinal|soft tissues?|retroperitone\w*|sacroiliac|visuali[sz]ed|prevertebral|thyroid"
+    r"|conus)\b",
+    re.IGNORECASE,
+)
+_CONUS_RE = re.compile(r"\bconus\b", re.IGNORECASE)
+_REMAINING_RE = re.compile(
+    r"\b(?:remaining|other|rest of the|all other)\b[\w\s,]{0,30}\b(?:levels?|disc spaces?|interspaces?|discs)\b",
+    re.IGNORECASE,
+)
+_ABBREVIATIONS = {"e.g", "i.e", "eg", "ie", "approx", "vs", "dr", "fig", "cf", "no", "st", "mr", "ms", "mrs", "incl"}
+_SENTENCE_END_RE = re.compile(r"[.!?]\s+")
+
+
+def findings_text(text: str) -> str:
+    """The part of a report that holds findings (see the module docstring).
+
+    With a FINDINGS header: the body of every FINDINGS section (up to the next header).
+    Without one: everything but the other sections, where a short section (history,
+    technique, comparison, ...) ends at the next blank line and IMPRESSION/CONCLUSION at the
+    next header.
+    """
+    headers = [(m.start(), m.end(), (m.group("a") or m.group("b")).lower()) for m in _HEADER_RE.finditer(text)]
+    ends = [h[0] for h in headers[1:]] + [len(text)]
+    if any(name in _FINDINGS for _, _, name in headers):
+        return "\n\n".join(text[end:stop] for (_, end, name), stop in zip(headers, ends, strict=True) if name in _FINDINGS)
+    kept, position = [], 0
+    for (start, end, name), stop in zip(headers, ends, strict=True):
+        kept.append(text[position:start])
+        if not _CLOSING_RE.match(name):
+            blank = re.compile(r"\n[ \t]*\n").search(text, end, stop)
+            stop = blank.start() if blank else stop
+        position = stop
+    kept.append(text[position:])
+    return "\n\n".join(kept)
+
+
+def logical_lines(text: str) -> list[list[str]]:
+    """Paragraphs (split at blank lines) of logical lines (hard wraps joined back)."""
+    paragraphs: list[list[str]] = []
+    current: list[str] = []
+    for raw in text.splitlines():
+        line = " ".join(raw.split())
+        if not line:
+            if current:
+                paragraphs.append(current)
+            current = []
+            continue
+        starts_new = _BULLET_RE.match(line) or _LABEL_RE.match(line) or _opens_with_level(line)
+        if current and not starts_new and not current[-1].endswith((".", ":", "!", "?", ";")) and line[:1].islower():
+            current[-1] += " " + line
+        else:
+            current.append(line)
+    if current:
+        paragraphs.append(current)
+    return paragraphs
+
+
+def _opens_with_level(line: str) -> bool:
+    """"C5-6: ...", "At L4-L5, ...", "Level C3/4 ..." open a new logical line."""
+    return any(start <= 6 for start, _, _ in level_spans(line[:24]))
+
+
+def split_sentences(line: str) -> list[str]:
+    """Sentences of one logical line; a leading bullet or list number is dropped."""
+    line = _BULLET_RE.sub("", line, count=1)
+    out: list[str] = []
+    start = 0
+    for m in _SENTENCE_END_RE.finditer(line):
+        token = line[start : m.start()].rsplit(" ", 1)[-1].lower()
+        if token in _ABBREVIATIONS or (token.isdigit() and m.start() - start <= 2):
+            continue  # "e.g. ", "approx. ", a list number
+        out.append(line[start : m.start() + 1])
+        start = m.end()
+    tail = line[start:].strip()
+    if tail:
+        out.append(tail)
+    return [s.strip() for s in out if s.strip()]
+
+
+def segment_sentences(text: str, region: str) -> dict[str, list[str]]:
+    """Level -> the findings sentences that belong to it, in text order (rules above)."""
+    vocabulary = REGION_LEVELS[region]
+    assigned: dict[str, list[str]] = {}
+    remaining: list[str] = []
+    for paragraph in logical_lines(findings_text(text)):
+        current: tuple[str, ...] = ()
+        for line in paragraph:
+            for i, sentence in enumerate(split_sentences(line)):
+                named = find_levels(sentence, region)
+                ours = tuple(lv for lv in named if lv in vocabulary)
+                if ours and not _CONUS_RE.search(sentence):
+                    targets = current = ours
+                elif named or _CONUS_RE.search(sentence):
+                    targets = current = ()
+                elif _REMAINING_RE.search(sentence):
+                    remaining.append(sentence)
+                    targets = current = ()
+                elif (i == 0 and _LABEL_RE.match(sentence)) or _GENERAL_RE.search(sentence):
+                    targets = current = ()
+                else:
+                    targets = current
+                for level in targets:
+                    assigned.setdefault(level, []).append(sentence)
+    unnamed = [lv for lv in vocabulary if lv not in assigned]
+    for sentence in remaining:
+        for level in unnamed:
+            assigned.setdefault(level, []).append(sentence)
+    return {lv: assigned[lv] for lv in sort_levels(assigned)}
+
+
+def segment(text: str, region: str) -> list[tuple[str, str]]:
+    """``[(level, snippet), ...]`` in canonical level order, for levels with any sentence."""
+    return [(lv, " ".join(s)) for lv, s in segment_sentences(text, region).items()]
+
+
+def _norm(sentence: str) -> str:
+    return " ".join(_BULLET_RE.sub("", sentence, count=1).split())
+
+
+def score_segmentation(
+    cases: Iterable[tuple[Mapping[str, Sequence[str]], Mapping[str, Sequence[str]]]],
+) -> dict[str, float]:
+    """Agreement of predicted and true level -> sentences maps, summed over reports.
+
+    ``cases`` yields (predicted, truth) pairs. Returns precision, recall and F1 of
+    (level, sentence) assignments, ``level_accuracy``: the fraction of levels (in either
+    map) whose sentence list is exactly right, and ``levels``: how many levels that was.
+    """
+    tp = fp = fn = exact = total = 0
+    for predicted, truth in cases:
+        for level in set(predicted) | set(truth):
+            p = [_norm(s) for s in predicted.get(level, ())]
+            t = [_norm(s) for s in truth.get(level, ())]
+            hits = sum(min(p.count(s), t.count(s)) for s in set(p))
+            tp, fp, fn = tp + hits, fp + len(p) - hits, fn + len(t) - hits
+            exact += p == t
+            total += 1
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "level_accuracy": exact / total if total else 1.0,
+        "levels": float(total),
+    }
