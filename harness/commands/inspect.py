@@ -146,15 +146,11 @@ def _print_listing(listing: dict[str, Any]) -> None:
     console.print(table)
     for kind in ("metrics", "groupers", "predictors"):
         console.print(f"[bold]{kind}:[/] " + ", ".join(e["name"] for e in listing[kind]))
-    errors = {
-        e["error"]
-        for t in listing["tasks"]
-        if isinstance(t["splits"], dict)
-        for e in t["splits"].values()
-        if isinstance(e, dict)
-    }
-    for error in sorted(errors):
-        console.print(f"[yellow]unavailable:[/] {error}")
+    for t in listing["tasks"]:  # one line per task whose data cannot be loaded: its first error
+        splits = t["splits"] if isinstance(t["splits"], dict) else {}
+        errors = [e["error"] for e in splits.values() if isinstance(e, dict)]
+        if errors:
+            console.print(f"[yellow]{t['name']} unavailable:[/] {errors[0]}", soft_wrap=True)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
