@@ -8,6 +8,7 @@ keep the best epoch by the mean primary dev metric, save the state for ``--resum
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 from collections.abc import Sequence
@@ -29,6 +30,8 @@ from harness.model import HeadSpec, build_model, predictions, task_loss
 from harness.progress import track
 from harness.registry import Registry
 from harness.sampling import epoch_schedule
+
+log = logging.getLogger("harness")
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,8 @@ def run_job(
     model, optimizer, scheduler, *train_loaders = acc.prepare(model, optimizer, scheduler, *train_loaders)
     eval_loaders = {k: [(s, acc.prepare(dl)) for s, dl in v] for k, v in eval_loaders.items()}
     history = _restore(acc, job_dir) if resume else []
+    if history:
+        log.info("resuming %s after epoch %d from %s", job.kind, len(history), job_dir / "state")
     for epoch in range(len(history), cfg.epochs):
         epoch_seed = job.seed * 10_007 + epoch  # each epoch's order and dropout, independent of a resume
         set_seed(epoch_seed)

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from harness.errors import RunError
-
 from harness_spine.generator import GeneratorConfig, generate, ground_truth
 from harness_spine.userdata import REPORTS_FILE, write_reports
 
@@ -58,7 +57,7 @@ def generate_command(args: argparse.Namespace) -> int:
     targets = [out / REPORTS_FILE, out / GROUND_TRUTH_FILE]
     existing = [str(p) for p in targets if p.exists()]
     if existing and not args.force:
-        raise RunError(f"{', '.join(existing)} already exists; pass --force to overwrite or choose another --out")
+        raise RunError(f"{' and '.join(existing)}: already there; pass --force to overwrite or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     corpus = generate(config)
     count = write_reports(targets[0], (s.report for s in corpus.reports))
@@ -70,6 +69,8 @@ def generate_command(args: argparse.Namespace) -> int:
     print(f"wrote {count} reports ({per_region}) to {targets[0]}", file=sys.stderr)
     print(f"wrote the planted task groups and label dependence to {targets[1]}", file=sys.stderr)
     for region, groups in truth["groups"].items():
-        listed = "; ".join(f"{g}: {', '.join(t.split('.', 1)[1] for t in tasks)}" for g, tasks in groups.items() if tasks)
+        listed = "; ".join(
+            f"{g}: {', '.join(t.split('.', 1)[1] for t in tasks)}" for g, tasks in groups.items() if tasks
+        )
         print(f"  {region}: {listed}", file=sys.stderr)
     return 0

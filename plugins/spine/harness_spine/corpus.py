@@ -34,9 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from harness.api import MISSING_LABEL, SPLITS, LoadContext
 from harness.errors import ConfigError, DataError
-
 from harness_spine import userdata
-from harness_spine.generator import GeneratorConfig, generate
+from harness_spine.generator import Corpus, GeneratorConfig, generate
 from harness_spine.levels import REGION_LEVELS
 from harness_spine.reports import Report
 from harness_spine.schema import region_pathologies
@@ -49,8 +48,8 @@ log = logging.getLogger(__name__)
 
 #: Synthetic corpus per run profile: reports per region, label noise, relatedness.
 CORPUS_PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": {"reports": 100, "noise": 0.05, "relatedness": 0.8},  # ~550 level rows per region
-    "default": {"reports": 250, "noise": 0.05, "relatedness": 0.8},  # ~1400 level rows per region
+    "smoke": {"reports": 100, "noise": 0.05, "relatedness": 0.8},  # ~585 cervical / ~493 lumbar level rows
+    "default": {"reports": 250, "noise": 0.05, "relatedness": 0.8},  # ~1451 cervical / ~1228 lumbar level rows
 }
 SPLIT_FRACTIONS = {"train": 0.7, "dev": 0.15, "test": 0.15}
 OPTIONS = {"reports": int, "noise": float, "relatedness": float, "seed": int}
@@ -136,7 +135,7 @@ def _read_user(source: UserSource) -> tuple[Report, ...]:
 
 
 @functools.lru_cache(maxsize=4)
-def _generate(config: GeneratorConfig) -> Any:
+def _generate(config: GeneratorConfig) -> Corpus:
     return generate(config)
 
 
@@ -199,7 +198,11 @@ def _stratum(report: Report) -> int:
 def features(region: str) -> datasets.Features:
     import datasets
 
-    columns = {"text": datasets.Value("string"), "report_id": datasets.Value("string"), "level": datasets.Value("string")}
+    columns = {
+        "text": datasets.Value("string"),
+        "report_id": datasets.Value("string"),
+        "level": datasets.Value("string"),
+    }
     columns.update({p.name: datasets.Value("int64") for p in region_pathologies(region)})
     return datasets.Features(columns)
 

@@ -121,7 +121,8 @@ _GENERAL = {
          ["Alignment is normal.", "There is straightening of the normal cervical lordosis."]),
         ("Vertebral bodies", ["Heights are maintained.", "Vertebral body heights are maintained. No fracture."],
          ["Vertebral body heights are maintained.", "No acute fracture."]),
-        ("Marrow", ["Normal signal.", "Unremarkable."], ["Bone marrow signal is normal.", "Marrow signal is unremarkable."]),
+        ("Marrow", ["Normal signal.", "Unremarkable."],
+         ["Bone marrow signal is normal.", "Marrow signal is unremarkable."]),
         ("Craniocervical junction", ["Unremarkable."], ["The craniocervical junction is unremarkable."]),
     ],
     "lumbar": [
@@ -129,21 +130,25 @@ _GENERAL = {
          ["Alignment is normal.", "Normal lumbar lordosis is maintained."]),
         ("Vertebral bodies", ["Heights are maintained.", "Vertebral body heights are maintained. No fracture."],
          ["Vertebral body heights are maintained.", "No acute fracture."]),
-        ("Marrow", ["Normal signal.", "Unremarkable."], ["Bone marrow signal is normal.", "Marrow signal is unremarkable."]),
+        ("Marrow", ["Normal signal.", "Unremarkable."],
+         ["Bone marrow signal is normal.", "Marrow signal is unremarkable."]),
         ("Conus", ["Terminates at L1, normal in signal.", "Normal in position and signal."],
          ["The conus medullaris terminates at L1 and is normal in signal."]),
     ],
 }  # fmt: skip
 _TRAILING = {
     "cervical": [("Paraspinal soft tissues", ["Unremarkable."], ["Paraspinal soft tissues are unremarkable."]),
-                 ("Posterior fossa", ["Unremarkable as visualized."], ["The visualized posterior fossa is unremarkable."])],
+                 ("Posterior fossa", ["Unremarkable as visualized."],
+                  ["The visualized posterior fossa is unremarkable."])],
     "lumbar": [("Paraspinal soft tissues", ["Unremarkable."], ["Paraspinal soft tissues are unremarkable."]),
                ("Other", ["Visualized retroperitoneum is unremarkable."],
                 ["Visualized retroperitoneal structures are unremarkable."])],
 }  # fmt: skip
 
 
-def _topic_lines(rng: random.Random, topics: Sequence[tuple[str, list[str], list[str]]], prose: bool) -> list[list[Sentence]]:
+def _topic_lines(
+    rng: random.Random, topics: Sequence[tuple[str, list[str], list[str]]], prose: bool
+) -> list[list[Sentence]]:
     lines = []
     for label, structured, prose_texts in topics:
         if prose:
@@ -155,7 +160,9 @@ def _topic_lines(rng: random.Random, topics: Sequence[tuple[str, list[str], list
     return lines
 
 
-def _general(rng: random.Random, region: str, clean: Mapping[str, Mapping[str, str]], style: Style, name: Namer) -> list[list[Sentence]]:
+def _general(
+    rng: random.Random, region: str, clean: Mapping[str, Mapping[str, str]], style: Style, name: Namer
+) -> list[list[Sentence]]:
     topics = [t for t in _GENERAL[region] if t[0] == "Alignment" or rng.random() < 0.7]
     lines = _topic_lines(rng, topics, style.prose)
     if region == "cervical":
@@ -177,7 +184,9 @@ def _trailing(rng: random.Random, region: str, style: Style) -> list[list[Senten
     return _topic_lines(rng, topics, style.prose)
 
 
-def _groups(rng: random.Random, region: str, clean: Mapping[str, Mapping[str, str]], levels: Sequence[str], style: Style) -> list[tuple[str, ...]]:
+def _groups(
+    rng: random.Random, region: str, clean: Mapping[str, Mapping[str, str]], levels: Sequence[str], style: Style
+) -> list[tuple[str, ...]]:
     """Consecutive levels with identical labels (and no hemangioma, whose wording names a
     vertebra) may be described together."""
     groups: list[list[str]] = []
@@ -209,7 +218,14 @@ def _group_name(rng: random.Random, group: tuple[str, ...], name: Namer) -> str:
     return rng.choice([" and ".join([", ".join(names[:-1]), names[-1]]), ", ".join(names)])
 
 
-def _levels(rng: random.Random, region: str, clean: Mapping[str, Mapping[str, str]], levels: Sequence[str], style: Style, name: Namer) -> list[list[Sentence]]:
+def _levels(
+    rng: random.Random,
+    region: str,
+    clean: Mapping[str, Mapping[str, str]],
+    levels: Sequence[str],
+    style: Style,
+    name: Namer,
+) -> list[list[Sentence]]:
     lines: list[list[Sentence]] = []
     if not style.prose and rng.random() < 0.3:
         lines.append([Sentence("Disc levels:")])
@@ -251,18 +267,24 @@ _HISTORY = {
 }  # fmt: skip
 
 
-def _assemble(rng: random.Random, region: str, latents: ReportLatents, findings: str, impression: str, style: Style) -> str:
+def _assemble(
+    rng: random.Random, region: str, latents: ReportLatents, findings: str, impression: str, style: Style
+) -> str:
     area = {"cervical": ["CERVICAL SPINE", "C-SPINE"], "lumbar": ["LUMBAR SPINE", "L-SPINE"]}[region]
     exam = rng.choice(["MRI {a} WITHOUT CONTRAST", "EXAM: MRI {a} WITHOUT CONTRAST", "MR {a} W/O CONTRAST",
                        "MRI OF THE {a} WITHOUT IV CONTRAST"]).format(a=rng.choice(area))  # fmt: skip
     age = max(18, min(90, round(52 + 13 * latents.patient + rng.gauss(0, 5))))
     complaint = rng.choice(_HISTORY[region]).format(side=rng.choice(["left", "right"]))
-    history = rng.choice([f"{age}-year-old {rng.choice(['man', 'woman', 'patient'])} with {complaint}.", cap(complaint) + "."])
+    history = rng.choice(
+        [f"{age}-year-old {rng.choice(['man', 'woman', 'patient'])} with {complaint}.", cap(complaint) + "."]
+    )
     technique = rng.choice([
         f"Multiplanar, multisequence MR imaging of the {region} spine was performed without intravenous contrast.",
         "Sagittal T1, T2 and STIR and axial T2 weighted images were obtained.",
     ])  # fmt: skip
-    comparison = rng.choice(["None.", "None available.", "Radiographs from the same day.", "Prior MRI from 2 years ago."])
+    comparison = rng.choice(
+        ["None.", "None available.", "Radiographs from the same day.", "Prior MRI from 2 years ago."]
+    )
     head = [
         exam,
         f"{rng.choice(['CLINICAL HISTORY', 'HISTORY', 'INDICATION'])}: {history}",
@@ -286,7 +308,9 @@ def _impression(rng: random.Random, region: str, clean: Mapping[str, Mapping[str
         parts = []
         if labels["canal_stenosis"] != "normal":
             parts.append(f"{labels['canal_stenosis']} spinal canal stenosis")
-        worst = max(labels["left_foraminal"], labels["right_foraminal"], key=("normal", "mild", "moderate", "severe").index)
+        worst = max(
+            labels["left_foraminal"], labels["right_foraminal"], key=("normal", "mild", "moderate", "severe").index
+        )
         if worst != "normal":
             side = "bilateral" if labels["left_foraminal"] == labels["right_foraminal"] else (
                 "left" if labels["left_foraminal"] == worst else "right")  # fmt: skip
@@ -296,8 +320,8 @@ def _impression(rng: random.Random, region: str, clean: Mapping[str, Mapping[str
         if parts:
             items.append(f"{name(level)}: {', '.join(parts)}.")
     if not items:
-        items = [rng.choice(["No significant spinal canal or neural foraminal stenosis.",
-                             f"Unremarkable MRI of the {region} spine."])]  # fmt: skip
+        quiet = all(_severity(clean[lv], region) == 0 for lv in REGION_LEVELS[region])
+        items = [f"Unremarkable MRI of the {region} spine." if quiet else "No significant canal or foraminal stenosis."]
     elif rng.random() < 0.4:
         items.append("Multilevel degenerative changes as above.")
     numbered = rng.random() < 0.6

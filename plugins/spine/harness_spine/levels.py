@@ -14,13 +14,16 @@ thoracic levels ("T1/T2 hyperintense", "T2-weighted") are not levels either.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 REGIONS = ("cervical", "lumbar")
 
 #: Every vertebra from C1 to S1, in anatomical order.
 VERTEBRAE: tuple[str, ...] = (
-    tuple(f"C{i}" for i in range(1, 8)) + tuple(f"T{i}" for i in range(1, 13)) + tuple(f"L{i}" for i in range(1, 6)) + ("S1",)
+    tuple(f"C{i}" for i in range(1, 8))
+    + tuple(f"T{i}" for i in range(1, 13))
+    + tuple(f"L{i}" for i in range(1, 6))
+    + ("S1",)
 )
 _NEXT = dict(zip(VERTEBRAE, VERTEBRAE[1:], strict=False))
 
@@ -36,7 +39,9 @@ REGION_LEVELS: dict[str, tuple[str, ...]] = {
 _REGION_LETTER = {"cervical": "C", "lumbar": "L"}
 
 # After "T1/T2" or "T2-T3": words that make it an MR sequence, not a thoracic level.
-_SEQUENCE_AFTER = re.compile(r"-?\s*(?:weighted|hyper|hypo|iso|signal|sequence|image|bright|dark|stir|flair)", re.IGNORECASE)
+_SEQUENCE_AFTER = re.compile(
+    r"-?\s*(?:weighted|hyper|hypo|iso|signal|sequence|image|bright|dark|stir|flair)", re.IGNORECASE
+)
 # Two vertebrae joined by a dash or slash ("C5-C6", "c5/6", "L5–S1"), or by a space or "on"
 # when the second letter is written ("C5 C6", "L4 on L5"; "C5 6 mm" is not a level).
 _LEVEL_RE = re.compile(
@@ -46,7 +51,9 @@ _LEVEL_RE = re.compile(
     re.IGNORECASE,
 )
 # "at the 5-6 level", "the 4/5 disc space": only with a known region.
-_BARE_RE = re.compile(r"(?<![A-Za-z0-9/-])(\d)\s*[-/–]\s*(\d)\s+(?:disc\s+)?(?:level|interspace|disc\s+space)", re.IGNORECASE)
+_BARE_RE = re.compile(
+    r"(?<![A-Za-z0-9/-])(\d)\s*[-/–]\s*(\d)\s+(?:disc\s+)?(?:level|interspace|disc\s+space)", re.IGNORECASE
+)
 _RANGE_GAP_RE = re.compile(r"^\s*(?:through|thru|to)\s*$", re.IGNORECASE)
 
 
@@ -124,7 +131,7 @@ def _between(start: str, end: str) -> list[str]:
     return list(ALL_LEVELS[lo + 1 : hi])
 
 
-def sort_levels(levels: Sequence[str]) -> list[str]:
+def sort_levels(levels: Iterable[str]) -> list[str]:
     """Canonical cranio-caudal order."""
     return sorted(set(levels), key=ALL_LEVELS.index)
 

@@ -12,7 +12,6 @@ import argparse
 import functools
 
 from harness.api import ProblemType, Register, TaskSpec, hookimpl
-
 from harness_spine import __version__, commands
 from harness_spine.corpus import load_split
 from harness_spine.levels import REGIONS

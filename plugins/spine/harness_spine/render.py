@@ -69,7 +69,9 @@ class _Pen:
 
     def adverb(self, severity: str) -> str:
         if self.chance(self.voice.hedge):
-            return {"mild": "minimally", "moderate": "mildly to moderately", "severe": "moderately to severely"}[severity]
+            return {"mild": "minimally", "moderate": "mildly to moderately", "severe": "moderately to severely"}[
+                severity
+            ]
         return {"mild": "mildly", "moderate": "moderately", "severe": self.pick(["severely", "markedly"])}[severity]
 
 
@@ -124,7 +126,9 @@ def _disc_and_canal(pen: _Pen, region: str, disc: str, canal: str) -> list[str]:
     if disc != "none" and canal != "normal" and pen.chance(pen.voice.implied):
         # The canal's severity is stated only through the disc sentence.
         canal_noun = pen.pick(["spinal canal", "central canal", "canal"])
-        verb = pen.pick([f"{pen.adverb(canal)} narrowing the {canal_noun}", f"which {pen.adverb(canal)} narrows the {canal_noun}"])
+        verb = pen.pick(
+            [f"{pen.adverb(canal)} narrowing the {canal_noun}", f"which {pen.adverb(canal)} narrows the {canal_noun}"]
+        )
         return [f"{cap(_disc_phrase(pen, region, disc))} {verb}."]
     if disc != "none" and canal != "normal" and pen.chance(0.25):
         return [f"{cap(_disc_phrase(pen, region, disc))} resulting in {pen.adjective(canal)} canal stenosis."]

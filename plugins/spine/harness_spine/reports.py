@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -19,10 +18,6 @@ class Report:
 
     report_id: str
     region: str
-    text: str
+    text: str = field(repr=False)  # kept out of reprs, tracebacks and assertion messages
     labels: Mapping[str, Mapping[str, str]]
     split: str | None = None
-
-    def text_digest(self) -> str:
-        """A short SHA-256 of the text: a safe stand-in for it in logs and manifests."""
-        return hashlib.sha256(self.text.encode()).hexdigest()[:16]

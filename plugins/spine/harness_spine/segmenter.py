@@ -10,8 +10,9 @@ TECHNIQUE, COMPARISON, EXAM and similar are never findings):
 2. A sentence that names levels of the report's region ("C5-C6", "c5-6", "C5/C6",
    "C4-C5 and C5-C6", "C3-C4 through C5-C6", "L4 on L5") belongs to each of them, and they
    become the *current* levels.
-3. A sentence that names only other levels (T1-T2 in a cervical report) belongs to none and
-   clears the current levels; so does a sentence about the conus.
+3. A sentence that names only other levels (T1-T2 in a cervical report), or a vertebra
+   outside the current levels ("hemangioma in the L3 vertebral body" after L5-S1), or the
+   conus, belongs to none and clears the current levels.
 4. "The remaining levels are unremarkable" (and variants) belongs to every level of the
    region that no findings sentence names, and clears the current levels.
 5. A line that opens with a non-level label ("Alignment:", "Cord:", "Disc levels:") or a
@@ -50,12 +51,17 @@ _GENERAL_RE = re.compile(
     r"|conus)\b",
     re.IGNORECASE,
 )
+# Single vertebrae of the region's own letters (T is left out: "T2 hyperintense" is a sequence).
+_VERTEBRA_RE = {
+    "cervical": re.compile(r"(?<![A-Za-z0-9/-])(C)(\d)(?![\d/–-])", re.IGNORECASE),
+    "lumbar": re.compile(r"(?<![A-Za-z0-9/-])([LS])(\d)(?![\d/–-])", re.IGNORECASE),
+}
 _CONUS_RE = re.compile(r"\bconus\b", re.IGNORECASE)
 _REMAINING_RE = re.compile(
     r"\b(?:remaining|other|rest of the|all other)\b[\w\s,]{0,30}\b(?:levels?|disc spaces?|interspaces?|discs)\b",
     re.IGNORECASE,
 )
-_ABBREVIATIONS = {"e.g", "i.e", "eg", "ie", "approx", "vs", "dr", "fig", "cf", "no", "st", "mr", "ms", "mrs", "incl"}
+_ABBREVIATIONS = {"e.g", "i.e", "eg", "ie", "approx", "vs", "dr", "fig", "cf", "mr", "ms", "mrs", "incl"}
 _SENTENCE_END_RE = re.compile(r"[.!?]\s+")
 
 
@@ -68,9 +74,13 @@ def findings_text(text: str) -> str:
     next header.
     """
     headers = [(m.start(), m.end(), (m.group("a") or m.group("b")).lower()) for m in _HEADER_RE.finditer(text)]
+    if not headers:
+        return text
     ends = [h[0] for h in headers[1:]] + [len(text)]
     if any(name in _FINDINGS for _, _, name in headers):
-        return "\n\n".join(text[end:stop] for (_, end, name), stop in zip(headers, ends, strict=True) if name in _FINDINGS)
+        return "\n\n".join(
+            text[end:stop] for (_, end, name), stop in zip(headers, ends, strict=True) if name in _FINDINGS
+        )
     kept, position = [], 0
     for (start, end, name), stop in zip(headers, ends, strict=True):
         kept.append(text[position:start])
@@ -93,9 +103,8 @@ def logical_lines(text: str) -> list[list[str]]:
                 paragraphs.append(current)
             current = []
             continue
-        starts_new = _BULLET_RE.match(line) or _LABEL_RE.match(line) or _opens_with_level(line)
-        if current and not starts_new and not current[-1].endswith((".", ":", "!", "?", ";")) and line[:1].islower():
-            current[-1] += " " + line
+        if current and not current[-1].endswith((".", ":", "!", "?", ";")) and not _starts_item(line, current[-1]):
+            current[-1] += " " + line  # a hard-wrapped sentence
         else:
             current.append(line)
     if current:
@@ -103,9 +112,17 @@ def logical_lines(text: str) -> list[list[str]]:
     return paragraphs
 
 
-def _opens_with_level(line: str) -> bool:
-    """"C5-6: ...", "At L4-L5, ...", "Level C3/4 ..." open a new logical line."""
-    return any(start <= 6 for start, _, _ in level_spans(line[:24]))
+def _starts_item(line: str, previous: str) -> bool:
+    """Whether a line after one without a full stop opens a new item rather than continuing
+    a wrapped sentence: a bullet, a "Label:" line, "C5-6:" / "C5-6 -", or a level-led line
+    after another level-led line (a list without full stops)."""
+    if _BULLET_RE.match(line) or _LABEL_RE.match(line):
+        return True
+    spans = level_spans(line[:24])
+    if not spans or spans[0][0] > 6:
+        return False
+    after = line[spans[0][1] :].lstrip()
+    return after[:1] in (":", "-", "–") or any(start <= 6 for start, _, _ in level_spans(previous[:24]))
 
 
 def split_sentences(line: str) -> list[str]:
@@ -114,7 +131,7 @@ def split_sentences(line: str) -> list[str]:
     out: list[str] = []
     start = 0
     for m in _SENTENCE_END_RE.finditer(line):
-        token = line[start : m.start()].rsplit(" ", 1)[-1].lower()
+        token = line[start : m.start()].rsplit(" ", 1)[-1].lower().lstrip("([\"'")
         if token in _ABBREVIATIONS or (token.isdigit() and m.start() - start <= 2):
             continue  # "e.g. ", "approx. ", a list number
         out.append(line[start : m.start() + 1])
@@ -138,7 +155,7 @@ def segment_sentences(text: str, region: str) -> dict[str, list[str]]:
                 ours = tuple(lv for lv in named if lv in vocabulary)
                 if ours and not _CONUS_RE.search(sentence):
                     targets = current = ours
-                elif named or _CONUS_RE.search(sentence):
+                elif named or _CONUS_RE.search(sentence) or _elsewhere(sentence, region, current):
                     targets = current = ()
                 elif _REMAINING_RE.search(sentence):
                     remaining.append(sentence)
@@ -154,6 +171,14 @@ def segment_sentences(text: str, region: str) -> dict[str, list[str]]:
         for level in unnamed:
             assigned.setdefault(level, []).append(sentence)
     return {lv: assigned[lv] for lv in sort_levels(assigned)}
+
+
+def _elsewhere(sentence: str, region: str, current: tuple[str, ...]) -> bool:
+    """The sentence names a vertebra of the region ("the L3 vertebral body") that is in none
+    of the current levels: it is about another place."""
+    mentioned = {f"{m.group(1).upper()}{int(m.group(2))}" for m in _VERTEBRA_RE[region].finditer(sentence)}
+    here = {v for level in current for v in level.split("-")}
+    return bool(mentioned - here)
 
 
 def segment(text: str, region: str) -> list[tuple[str, str]]:

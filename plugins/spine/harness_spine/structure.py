@@ -126,26 +126,32 @@ def label_dependence(labels: Sequence[Mapping[str, Mapping[str, str]]], region: 
     ``spearman`` (rank correlation of the class indices; 0 where a label is constant) and
     ``pairs`` (how many levels each entry is computed on).
     """
+    import numpy as np
     from scipy.stats import spearmanr
     from sklearn.metrics import normalized_mutual_info_score
 
     paths = region_pathologies(region)
     rows = [levels[lv] for levels in labels for lv in REGION_LEVELS[region] if lv in levels]
+    codes = np.array([[p.labels.index(r[p.name]) if p.name in r else -1 for p in paths] for r in rows], dtype=np.int64)
+    codes = codes.reshape(len(rows), len(paths))
     n = len(paths)
-    nmi = [[0.0] * n for _ in range(n)]
-    rho = [[0.0] * n for _ in range(n)]
-    pairs = [[0] * n for _ in range(n)]
-    for i, a in enumerate(paths):
-        for j, b in enumerate(paths):
-            both = [(a.labels.index(r[a.name]), b.labels.index(r[b.name])) for r in rows if a.name in r and b.name in r]
-            pairs[i][j] = len(both)
-            if len(both) < 2:
+    nmi, rho, pairs = np.eye(n), np.eye(n), np.zeros((n, n), dtype=np.int64)
+    for i in range(n):
+        for j in range(i, n):
+            both = (codes[:, i] >= 0) & (codes[:, j] >= 0)
+            x, y = codes[both, i], codes[both, j]
+            pairs[i, j] = pairs[j, i] = len(x)
+            if i == j or len(x) < 2:
                 continue
-            x, y = [p[0] for p in both], [p[1] for p in both]
-            nmi[i][j] = round(float(normalized_mutual_info_score(x, y)), 6)
-            constant = len(set(x)) < 2 or len(set(y)) < 2
-            rho[i][j] = 0.0 if constant else round(float(spearmanr(x, y)[0]), 6)
-    return {"tasks": [task_name(region, p.name) for p in paths], "nmi": nmi, "spearman": rho, "pairs": pairs}
+            nmi[i, j] = nmi[j, i] = normalized_mutual_info_score(x, y)
+            constant = len(np.unique(x)) < 2 or len(np.unique(y)) < 2
+            rho[i, j] = rho[j, i] = 0.0 if constant else spearmanr(x, y)[0]
+    return {
+        "tasks": [task_name(region, p.name) for p in paths],
+        "nmi": np.round(nmi, 6).tolist(),
+        "spearman": np.round(rho, 6).tolist(),
+        "pairs": pairs.tolist(),
+    }
 
 
 def model_description() -> dict[str, Any]:

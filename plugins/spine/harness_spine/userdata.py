@@ -26,13 +26,12 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from harness.api import SPLITS
 from harness.errors import DataError
-
 from harness_spine.levels import REGION_LEVELS, REGIONS, normalize_level
 from harness_spine.reports import Report
 from harness_spine.schema import SEVERITY, region_pathologies
@@ -52,7 +51,9 @@ def resolve(data: Path) -> Path:
         for candidate in (data / REPORTS_FILE, data / "spine" / REPORTS_FILE):
             if candidate.is_file():
                 return candidate
-        raise DataError(f"{data}: no {REPORTS_FILE} in this folder (nor in {data / 'spine'}); see the spine plugin README")
+        raise DataError(
+            f"{data}: no {REPORTS_FILE} in this folder (nor in {data / 'spine'}); see the spine plugin README"
+        )
     raise DataError(f"{data}: no such file or folder")
 
 
@@ -102,12 +103,17 @@ def read_reports(path: Path) -> list[Report]:
             continue
         report = _parse(line, text)
         if report.report_id in seen:
-            raise line.error("report_id", f"duplicate id {_show(report.report_id)} (first on line {seen[report.report_id]})")
+            raise line.error(
+                "report_id", f"duplicate id {_show(report.report_id)} (first on line {seen[report.report_id]})"
+            )
         seen[report.report_id] = number
         split_lines.setdefault(report.split is not None, number)
         if len(split_lines) == 2:
             first = split_lines[True]
-            raise line.error("split", f"line {first} gives a split but line {split_lines[False]} does not; give one on every line or on none")
+            raise line.error(
+                "split",
+                f"line {first} gives a split but line {split_lines[False]} does not; give one on every line or on none",
+            )
         reports.append(report)
     if not reports:
         raise DataError(f"{path}: no reports (the file is empty)")
@@ -166,7 +172,11 @@ def _labels(line: _Line, region: str, value: Any) -> dict[str, dict[str, str]]:
         for name, label in per_level.items():
             sub = f"{field}.{name}"
             if name not in known:
-                other = f"pathology {_show(name)} is not annotated in {region} reports" if name in _ALL else f"unknown pathology {_show(name)}"
+                other = (
+                    f"pathology {_show(name)} is not annotated in {region} reports"
+                    if name in _ALL
+                    else f"unknown pathology {_show(name)}"
+                )
                 raise line.error(sub, f"{other}; expected one of {', '.join(known)}{_suggest(name, known)}")
             if label is None:
                 continue
@@ -175,7 +185,10 @@ def _labels(line: _Line, region: str, value: Any) -> dict[str, dict[str, str]]:
                 raise line.error(sub, f"expected a string or null, got a {_type(label)}")
             if label not in allowed:
                 kind = "severity" if allowed == SEVERITY else "label"
-                raise line.error(sub, f"unknown {kind} {_show(label)}; expected one of {', '.join(allowed)}{_suggest(label, allowed)}")
+                raise line.error(
+                    sub,
+                    f"unknown {kind} {_show(label)}; expected one of {', '.join(allowed)}{_suggest(label, allowed)}",
+                )
             out[level][name] = label
     return {lv: out[lv] for lv in levels if lv in out}
 
@@ -206,8 +219,3 @@ def write_reports(path: Path, reports: Iterable[Report]) -> int:
             count += 1
     os.replace(tmp, path)
     return count
-
-
-def labels_equal(a: Mapping[str, Mapping[str, str]], b: Mapping[str, Mapping[str, str]]) -> bool:
-    """Label maps equal up to empty levels (a level with no label is the same as no level)."""
-    return {k: dict(v) for k, v in a.items() if v} == {k: dict(v) for k, v in b.items() if v}

@@ -1,0 +1,87 @@
+"""Report -> per-level snippets, measured on the synthetic corpus and on hand-written reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from harness_spine.generator import GeneratorConfig, generate
+from harness_spine.segmenter import findings_text, score_segmentation, segment, segment_sentences, split_sentences
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.json"))
+
+
+def _fixture(name: str) -> tuple[str, dict]:
+    return (FIXTURES / f"{name}.txt").read_text(encoding="utf-8"), json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def _show(label: str, scores: dict[str, float]) -> None:
+    print(
+        f"\nsegmenter {label}: level accuracy {scores['level_accuracy']:.4f} over {int(scores['levels'])} levels, "
+        f"sentence assignments P {scores['precision']:.4f} R {scores['recall']:.4f} F1 {scores['f1']:.4f}"
+    )
+
+
+def test_accuracy_on_the_synthetic_corpus() -> None:
+    corpus = generate(GeneratorConfig(reports=200, seed=123))
+    scores = score_segmentation((segment_sentences(s.report.text, s.report.region), s.segments) for s in corpus.reports)
+    _show("synthetic (400 reports)", scores)
+    assert scores["level_accuracy"] >= 0.98
+    assert scores["f1"] >= 0.98
+
+
+def test_accuracy_on_hand_written_reports() -> None:
+    assert len(FIXTURE_NAMES) >= 5
+    cases = []
+    for name in FIXTURE_NAMES:
+        text, truth = _fixture(name)
+        cases.append((segment_sentences(text, truth["region"]), truth["levels"]))
+        _show(name, score_segmentation([cases[-1]]))
+    scores = score_segmentation(cases)
+    _show(f"hand-written ({len(cases)} reports)", scores)
+    assert scores["level_accuracy"] >= 0.9
+    assert scores["f1"] >= 0.9
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_fixture_levels_are_all_found(name: str) -> None:
+    text, truth = _fixture(name)
+    assert set(segment_sentences(text, truth["region"])) == set(truth["levels"])
+
+
+def test_impression_and_history_are_not_findings() -> None:
+    text = "HISTORY: Pain at C5-C6.\n\nFINDINGS:\nC5-C6: Mild disc bulge.\n\nIMPRESSION:\n1. Bulges at C5-C6, C6-C7.\n"
+    assert segment(text, "cervical") == [("C5-C6", "C5-C6: Mild disc bulge.")]
+    assert "IMPRESSION" not in findings_text(text)
+
+
+def test_sentences_follow_the_current_level_until_a_general_topic() -> None:
+    text = (
+        "FINDINGS: Alignment is normal. At C4-C5, mild bulge. No canal stenosis. "
+        "Small hemangioma in the C5 vertebral body. Paraspinal soft tissues are normal. The cord is normal."
+    )
+    assert segment_sentences(text, "cervical") == {
+        "C4-C5": ["At C4-C5, mild bulge.", "No canal stenosis.", "Small hemangioma in the C5 vertebral body."]
+    }
+
+
+def test_remaining_levels_sentence_goes_to_unnamed_levels() -> None:
+    text = "FINDINGS:\nL4-5: Moderate canal stenosis.\nL5-S1: Mild bulge.\nThe remaining levels are unremarkable."
+    got = segment_sentences(text, "lumbar")
+    assert got["L1-L2"] == got["L2-L3"] == got["L3-L4"] == ["The remaining levels are unremarkable."]
+    assert got["L4-L5"] == ["L4-5: Moderate canal stenosis."]
+
+
+def test_combined_levels_go_to_each_level() -> None:
+    got = dict(segment("C3-C4 and C4-C5: Unremarkable.\nC5/6 through C7/T1: Mild bulges.", "cervical"))
+    assert got["C3-C4"] == got["C4-C5"] == "C3-C4 and C4-C5: Unremarkable."
+    assert got["C5-C6"] == got["C6-C7"] == got["C7-T1"] == "C5/6 through C7/T1: Mild bulges."
+
+
+def test_sentence_splitting_keeps_abbreviations_and_drops_bullets() -> None:
+    assert split_sentences("1. Mild narrowing (approx. 2 mm), e.g. on the left. No stenosis.") == [
+        "Mild narrowing (approx. 2 mm), e.g. on the left.",
+        "No stenosis.",
+    ]
