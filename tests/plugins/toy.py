@@ -38,8 +38,26 @@ def load(split: str, ctx: LoadContext):
 @hookimpl
 def register_tasks(register):
     common = {"text_fields": ("text",), "loader": load, "splits": ("train", "dev", "test")}
-    register(TaskSpec("toy.colour", "single_label_classification", labels=tuple(COLOURS), metrics=("accuracy",),
-                      label_column="colour", input_group="toy", **common))
-    register(TaskSpec("toy.size", "single_label_classification", labels=tuple(SIZES), metrics=("f1_macro", "accuracy"),
-                      label_column="size", input_group="toy", **common))
+    register(
+        TaskSpec(
+            "toy.colour",
+            "single_label_classification",
+            labels=tuple(COLOURS),
+            metrics=("accuracy",),
+            label_column="colour",
+            input_group="toy",
+            **common,
+        )
+    )
+    register(
+        TaskSpec(
+            "toy.size",
+            "single_label_classification",
+            labels=tuple(SIZES),
+            metrics=("f1_macro", "accuracy"),
+            label_column="size",
+            input_group="toy",
+            **common,
+        )
+    )
     register(TaskSpec("toy.score", "regression", metrics=("pearson", "mse"), label_column="score", **common))
