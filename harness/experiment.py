@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -156,10 +155,10 @@ def run_experiment(
         job_dir = run_dir / "jobs" / key
         done = job_dir / "result.json"
         if done.exists():
-            log.info("[%d/%d] %s: finished before, reusing %s", i, len(jobs), _describe(job), done)
+            log.info("[%d/%d] %s: finished before, reusing %s", i, len(jobs), job.describe(), done)
             results[key] = json.loads(done.read_text())
             continue
-        log.info("[%d/%d] %s", i, len(jobs), _describe(job))
+        log.info("[%d/%d] %s", i, len(jobs), job.describe())
         result = run_job(job, [tasks[t] for t in job.tasks], registries.metrics, cfg, ctx, acc, job_dir, resume)
         if acc.is_main_process:
             rundir.write_json(done, result)
@@ -181,5 +180,3 @@ def run_experiment(
     return output
 
 
-def _describe(job: Job) -> str:
-    return f"{job.kind.upper()} {'+'.join(job.tasks)} seed {job.seed} (pid {os.getpid()})"

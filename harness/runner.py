@@ -168,6 +168,10 @@ class Job:
     tasks: tuple[str, ...]
     seed: int
 
+    def describe(self) -> str:
+        tasks = "+".join(self.tasks) if len(self.tasks) <= 3 else f"{len(self.tasks)} tasks"
+        return f"{self.kind.upper()} {tasks} seed {self.seed}"
+
     def key(self, config_hash: str) -> str:
         import hashlib
 
@@ -212,7 +216,7 @@ def run_job(
     for epoch in range(len(history), cfg.epochs):
         epoch_seed = job.seed * 10_007 + epoch  # each epoch's order and dropout, independent of a resume
         set_seed(epoch_seed)
-        label = f"{job.kind} {'+'.join(job.tasks)} seed {job.seed} epoch {epoch + 1}/{cfg.epochs}"
+        label = f"{job.describe()} epoch {epoch + 1}/{cfg.epochs}"
         loss = train_epoch(model, train_loaders, data.streams, optimizer, scheduler, acc, cfg, epoch, epoch_seed, label)
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss}
         for split, loaders in eval_loaders.items():

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 #: Synthetic corpus per run profile: reports per region, label noise, relatedness.
 CORPUS_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"reports": 100, "noise": 0.05, "relatedness": 0.8},  # ~585 cervical / ~493 lumbar level rows
-    "default": {"reports": 250, "noise": 0.05, "relatedness": 0.8},  # ~1451 cervical / ~1228 lumbar level rows
+    "default": {"reports": 150, "noise": 0.05, "relatedness": 0.8},  # sized for the 15-minute main job
 }
 SPLIT_FRACTIONS = {"train": 0.7, "dev": 0.15, "test": 0.15}
 OPTIONS = {"reports": int, "noise": float, "relatedness": float, "seed": int}

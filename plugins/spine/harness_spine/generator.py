@@ -46,7 +46,7 @@ class GeneratorConfig:
     "default" corpus preset, so a generated file loaded with ``--data`` gives the same datasets
     as the built-in corpus (same seed)."""
 
-    reports: int = 250  # reports per region
+    reports: int = 150  # reports per region (the default preset)
     region: str = "both"  # "cervical", "lumbar" or "both"
     noise: float = 0.05  # probability that a released label is replaced by a random other label
     relatedness: float = 0.8  # 0: every label independent; 1: strongest planted coupling
