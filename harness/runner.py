@@ -60,6 +60,18 @@ def prepare_data(
     return JobData(streams, train, {k: v for k, v in evals.items() if v}, prints)
 
 
+def train_loader(dataset: Any, stream: Stream, tokenizer: Any, cfg: RunConfig) -> DataLoader:
+    """Shuffled batches; with ``group_by_length``, of similar lengths (less padding, same examples)."""
+    collate = Collator(tokenizer, stream)
+    if not cfg.group_by_length:
+        return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate)
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    # Draws its permutation from the global RNG, which is seeded per epoch identically on every rank.
+    sampler = LengthGroupedSampler(cfg.batch_size, lengths=[len(ids) for ids in dataset["input_ids"]])
+    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate)
+
+
 def _optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, param in model.named_parameters():
@@ -193,10 +205,7 @@ def run_job(
     set_seed(job.seed)
     model, tokenizer = build_model(cfg.model, [HeadSpec.of(t) for t in tasks], cfg.pooling, cfg.dropout)
     data = prepare_data(tasks, tokenizer, cfg, ctx, acc)
-    train_loaders = [
-        DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, collate_fn=Collator(tokenizer, s))
-        for s, ds in zip(data.streams, data.train, strict=True)
-    ]
+    train_loaders = [train_loader(ds, s, tokenizer, cfg) for s, ds in zip(data.streams, data.train, strict=True)]
     eval_loaders = {
         split: [
             (s, DataLoader(ds, batch_size=cfg.eval_batch_size, collate_fn=Collator(tokenizer, s))) for s, ds in pairs
