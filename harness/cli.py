@@ -40,10 +40,18 @@ def build_parser(manager: object) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     manager.hook.register_commands(subparsers=subparsers)  # type: ignore[attr-defined]
+    _add_common_options(subparsers)
+    return parser
+
+
+def _add_common_options(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Give every (nested) sub-command the common options, unless it defines them itself."""
     for sub in subparsers.choices.values():
         if not any("--plugin" in a.option_strings for a in sub._actions):
             common_options(sub)
-    return parser
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_common_options(action)
 
 
 def _early_options(argv: list[str]) -> argparse.Namespace:

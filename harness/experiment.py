@@ -178,5 +178,3 @@ def run_experiment(
     acc.wait_for_everyone()
     acc.end_training()
     return output
-
-

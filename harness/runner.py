@@ -231,8 +231,9 @@ def run_job(
         for split, loaders in eval_loaders.items():
             record[split] = evaluate(model, loaders, acc, metrics, f"eval {split}")
         record["selection"] = selection_score(record, tasks, metrics)
+        best_before = max((r["selection"] for r in history), default=-math.inf)
         history.append(record)
-        if cfg.keep_best and record["selection"] >= max(r["selection"] for r in history):
+        if cfg.keep_best and (len(history) == 1 or record["selection"] > best_before):  # the epoch _final picks
             acc.save_model(acc.unwrap_model(model), job_dir / "best")
         _checkpoint(acc, job_dir, history)
     acc.free_memory()

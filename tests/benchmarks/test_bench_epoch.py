@@ -29,8 +29,9 @@ def _epoch_runner(tasks, cfg, ctx, acc):
     torch.manual_seed(0)
     model, tokenizer = build_model(cfg.model, [HeadSpec.of(t) for t in tasks], cfg.pooling, cfg.dropout)
     data = prepare_data(tasks, tokenizer, cfg, ctx, acc)
-    loader = DataLoader(data.train[0], batch_size=cfg.batch_size, shuffle=True,
-                        collate_fn=Collator(tokenizer, data.streams[0]))
+    loader = DataLoader(
+        data.train[0], batch_size=cfg.batch_size, shuffle=True, collate_fn=Collator(tokenizer, data.streams[0])
+    )
     optimizer = _optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
     model, optimizer, scheduler, loader = acc.prepare(model, optimizer, scheduler, loader)
@@ -59,7 +60,8 @@ def test_mtl_epoch_costs_about_one_stl_epoch(benchmark):
     stl_epoch = sorted(stl_times)[len(stl_times) // 2]
     mtl_epoch = benchmark.stats.stats.median
     ratio = mtl_epoch / stl_epoch
-    benchmark.extra_info.update({"tasks": len(tasks), "stl_epoch_s": stl_epoch, "mtl_epoch_s": mtl_epoch,
-                                 "ratio": ratio, "rows": 603})
+    benchmark.extra_info.update(
+        {"tasks": len(tasks), "stl_epoch_s": stl_epoch, "mtl_epoch_s": mtl_epoch, "ratio": ratio, "rows": 603}
+    )
     print(f"\n{len(tasks)} heads: MTL epoch {mtl_epoch:.2f}s, STL epoch {stl_epoch:.2f}s, ratio {ratio:.2f}")
     assert ratio <= MAX_RATIO

@@ -1,0 +1,103 @@
+"""The spine plugin end to end with the tiny model: shared-input MTL, and no report text leaks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from tests.conftest import subprocess_env
+
+pytestmark = pytest.mark.slow
+CANARY = "Zqxcanaryvole"  # a word no tokenizer, model or log would produce by itself
+
+
+def _canary_corpus(out: Path) -> Path:
+    """A small generated cervical corpus whose findings and history carry the canary word."""
+    assert main(["spine", "generate", "--out", str(out), "--reports", "40", "--region", "cervical", "--seed", "3"]) == 0
+    path = out / "reports.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    planted = 0
+    for record in records:
+        text = record["text"].replace("stenosis", f"stenosis {CANARY}").replace("HISTORY:", f"HISTORY: {CANARY}.")
+        planted += text != record["text"]
+        record["text"] = text
+    assert planted >= 30
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_spine_run_on_user_data_shares_inputs_and_leaks_no_text(tmp_path):
+    data = _canary_corpus(tmp_path / "corpus")
+    run_dir, hf_cache, cache = tmp_path / "run", tmp_path / "hf", tmp_path / "harness-cache"
+    env = subprocess_env(HF_DATASETS_CACHE=str(hf_cache), HARNESS_CACHE=str(cache))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--plugin",
+            "spine",
+            "--data",
+            str(data),
+            "--profile",
+            "smoke",
+            "--tasks",
+            "cervical.canal_stenosis,cervical.disc,cervical.left_foraminal",
+            "--set",
+            "epochs=1",
+            "--output",
+            str(run_dir),
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout)
+    assert set(results["tasks"]) == {"cervical.canal_stenosis", "cervical.disc", "cervical.left_foraminal"}
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    # every job, MTL included, read one shared stream of snippets: one input group, no per-task data
+    assert {key.split("/")[0] for key in manifest["data_fingerprints"]} == {"spine.cervical"}
+
+    written = [p for root in (run_dir, cache, hf_cache) if root.exists() for p in root.rglob("*") if p.is_file()]
+    assert len(written) > 10
+    leaks = [p for p in written if CANARY.lower().encode() in p.read_bytes().lower()]
+    assert leaks == []
+    assert CANARY.lower() not in (done.stdout + done.stderr).lower()
+
+
+def test_bad_user_data_error_names_file_line_field_not_text(tmp_path, capsys):
+    data = _canary_corpus(tmp_path / "corpus")
+    lines = data.read_text().splitlines()
+    record = json.loads(lines[4])
+    level = next(iter(record["labels"]))
+    record["labels"][level]["canal_stenosis"] = "sever"
+    lines[4] = json.dumps(record)
+    data.write_text("\n".join(lines) + "\n")
+    code = main(
+        [
+            "run",
+            "--plugin",
+            "spine",
+            "--data",
+            str(data),
+            "--profile",
+            "smoke",
+            "--tasks",
+            "cervical.disc,cervical.canal_stenosis",
+            "--output",
+            str(tmp_path / "run"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{data}:5" in err and "canal_stenosis" in err and "sever" in err
+    assert CANARY.lower() not in err.lower()
