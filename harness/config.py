@@ -31,6 +31,7 @@ class RunConfig:
     eval_batch_size: int = 64
     epochs: int = 2  # the spine main job fits 15 minutes on 2 CPU cores with 2 epochs
     learning_rate: float = 1e-4  # all-MiniLM-L6-v2 is small; 1e-4 learns within 2 epochs
+    head_learning_rate: float = 1e-3  # the randomly initialised heads; 0 = learning_rate (MTL heads converge slower)
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1  # fraction of optimizer steps with linear warm-up
     grad_accum_steps: int = 1  # micro-steps per optimizer step

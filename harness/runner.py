@@ -73,11 +73,23 @@ def train_loader(dataset: Any, stream: Stream, tokenizer: Any, cfg: RunConfig) -
 
 
 def _optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    """AdamW; no decay on biases and LayerNorm; heads at ``head_learning_rate`` when set."""
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
-        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate)
+        key = (name.startswith("heads."), param.ndim < 2 or "LayerNorm" in name)
+        groups.setdefault(key, []).append(param)
+    head_lr = cfg.head_learning_rate or cfg.learning_rate
+    return torch.optim.AdamW(
+        [
+            {
+                "params": params,
+                "lr": head_lr if head else cfg.learning_rate,
+                "weight_decay": 0.0 if flat else cfg.weight_decay,
+            }
+            for (head, flat), params in sorted(groups.items())
+        ],
+        lr=cfg.learning_rate,
+    )
 
 
 def train_epoch(
