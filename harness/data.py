@@ -8,6 +8,7 @@ runs the encoder once for every task in it.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -94,8 +95,13 @@ def stream_split(stream: Stream, split: str, ctx: LoadContext, limit: int = 0) -
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """Hash of the vocabulary and pipeline, without the per-call truncation/padding state."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    if backend is None:
+        text = repr(sorted(tokenizer.get_vocab().items()))
+    else:  # calling the tokenizer with truncation=True changes to_str(): leave that out
+        state = json.loads(backend.to_str())
+        text = json.dumps({k: v for k, v in state.items() if k not in ("truncation", "padding")}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

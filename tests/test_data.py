@@ -1,0 +1,106 @@
+"""Streams, the tokenization cache and dynamic-padding batches."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import datasets
+import pytest
+import torch
+
+from harness.api import MISSING_LABEL, LoadContext, TaskSpec
+from harness.data import Collator, make_streams, stream_split, tokenize, tokenizer_fingerprint
+from harness.errors import DataError
+from harness.model import load_tokenizer
+
+ROWS = {
+    "text": ["mild stenosis", "a much longer report sentence about the disc", "normal"],
+    "a": [0, 1, MISSING_LABEL],
+    "b": [1, 1, 0],
+    "score": [0.5, math.nan, 2.0],
+}
+
+
+def _task(name: str, column: str, group: str | None = "g", rows=ROWS, **kw) -> TaskSpec:
+    kind = "regression" if column == "score" else "single_label_classification"
+    labels = () if kind == "regression" else ("no", "yes")
+    return TaskSpec(
+        name,
+        kind,
+        ("text",),
+        loader=lambda split, ctx: datasets.Dataset.from_dict(rows),
+        metrics=("mse",) if labels == () else ("accuracy",),
+        labels=labels,
+        label_column=column,
+        input_group=group,
+        **kw,
+    )
+
+
+def test_streams_group_tasks_by_input_group():
+    streams = make_streams([_task("t.a", "a"), _task("t.score", "score", group=None), _task("t.b", "b")])
+    assert [s.task_names for s in streams] == [("t.a", "t.b"), ("t.score",)]
+
+
+def test_stream_split_collects_every_task_label():
+    stream = make_streams([_task("t.a", "a"), _task("t.b", "b")])[0]
+    split = stream_split(stream, "train", LoadContext())
+    assert split.column_names == ["text", "label_0", "label_1"]
+    assert split["label_0"] == ROWS["a"] and split["label_1"] == ROWS["b"]
+
+
+def test_group_members_with_different_rows_are_an_error():
+    short = {k: v[:2] for k, v in ROWS.items()}
+    stream = make_streams(
+        [_task("t.a", "a"), _task("t.c", "missing_in_base", rows={**short, "missing_in_base": [0, 1]})]
+    )[0]
+    with pytest.raises(DataError, match="task 't.c' has 2 rows, 't.a' has 3"):
+        stream_split(stream, "train", LoadContext())
+
+
+def test_unlabelled_or_absent_split_gives_none():
+    no_labels = {"text": ROWS["text"]}
+    assert stream_split(make_streams([_task("t.a", "a", rows=no_labels)])[0], "dev", LoadContext()) is None
+    assert stream_split(make_streams([_task("t.a", "a")])[0], "test", LoadContext()) is None  # not declared
+
+
+def test_seeded_slice_is_reproducible():
+    rows = {"text": [f"row {i}" for i in range(50)], "a": [i % 2 for i in range(50)]}
+    stream = make_streams([_task("t.a", "a", rows=rows)])[0]
+    first = stream_split(stream, "train", LoadContext(seed=1), limit=10)
+    assert len(first) == 10 and first["text"] == stream_split(stream, "train", LoadContext(seed=1), limit=10)["text"]
+    assert first["text"] != stream_split(stream, "train", LoadContext(seed=2), limit=10)["text"]
+
+
+def test_tokenizer_fingerprint_ignores_call_state():
+    tokenizer = load_tokenizer("tiny")
+    before = tokenizer_fingerprint(tokenizer)
+    tokenizer(["some text"], truncation=True, max_length=16, padding="max_length")
+    assert tokenizer_fingerprint(tokenizer) == before == tokenizer_fingerprint(load_tokenizer("tiny"))
+
+
+def test_tokenized_split_is_cached_and_reused():
+    stream = make_streams([_task("t.a", "a"), _task("t.b", "b")])[0]
+    split = stream_split(stream, "train", LoadContext())
+    first = tokenize(split, stream, load_tokenizer("tiny"), 32, show_progress=False)
+    path = first.cache_files[0]["filename"]
+    mtime = os.stat(path).st_mtime_ns
+    again = tokenize(stream_split(stream, "train", LoadContext()), stream, load_tokenizer("tiny"), 32, False)
+    assert again.cache_files[0]["filename"] == path and os.stat(path).st_mtime_ns == mtime
+    assert "text" not in again.column_names  # no text beyond tokenization
+    other = tokenize(split, stream, load_tokenizer("tiny"), 16, show_progress=False)
+    assert other.cache_files[0]["filename"] != path
+
+
+def test_collator_pads_dynamically_and_stacks_labels():
+    tokenizer = load_tokenizer("tiny")
+    streams = make_streams([_task("t.a", "a"), _task("t.score", "score", group=None)])
+    rows = tokenize(stream_split(streams[0], "train", LoadContext()), streams[0], tokenizer, 64, False)
+    batch = Collator(tokenizer, streams[0])([rows[0], rows[2]])
+    longest = max(len(rows[0]["input_ids"]), len(rows[2]["input_ids"]))
+    assert batch["input_ids"].shape == (2, longest)  # padded to the batch, not to max_length
+    assert batch["labels"]["t.a"].tolist() == [0, MISSING_LABEL]
+    reg = tokenize(stream_split(streams[1], "train", LoadContext()), streams[1], tokenizer, 64, False)
+    labels = Collator(tokenizer, streams[1])([reg[i] for i in range(3)])["labels"]["t.score"]
+    assert labels.dtype == torch.float32 and math.isnan(labels[1]) and labels[2] == 2.0
