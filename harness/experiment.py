@@ -84,7 +84,7 @@ def summarise(
             mtl = [by_key[("mtl", plan.group, s)] for s in plan.seeds]
             entry["mtl"] = _per_metric([r["metrics"][name] for r in mtl], task.metrics)
             pairs = [(m["metrics"][name][primary], s["metrics"][name][primary]) for m, s in zip(mtl, stl, strict=True)]
-            diffs = [m - s for m, s in pairs if m is not None and s is not None]
+            diffs: list[float] = [m - s for m, s in pairs if m is not None and s is not None]
             entry["gap"] = {
                 "mean": float(np.mean(diffs)) if diffs else None,
                 "ci95": t_interval(diffs),
@@ -98,7 +98,7 @@ def summarise(
 def _per_metric(records: list[dict[str, float | None]], metrics: Sequence[str]) -> dict[str, Any]:
     out = {}
     for m in metrics:
-        values = [r[m] for r in records if r[m] is not None]
+        values = [v for r in records if (v := r[m]) is not None]
         out[m] = {"mean": float(np.mean(values)) if values else None, "ci95": t_interval(values), "values": values}
     return out
 

@@ -22,7 +22,7 @@ from harness.api import MISSING_LABEL, ProblemType, TaskSpec
 from harness.errors import ConfigError
 
 PRESETS = ("minilm", "tiny")
-TINY = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512}
+TINY: dict[str, Any] = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512}
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class MultiTaskModel(nn.Module):
         self.encoder = encoder
         self.pooling = pooling
         self.specs = {h.name: h for h in heads}
-        hidden = encoder.config.hidden_size
+        hidden: int = encoder.config.hidden_size  # type: ignore[union-attr,assignment]
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({head_key(h.name): nn.Linear(hidden, h.num_outputs) for h in heads})
 

@@ -131,17 +131,20 @@ def build_registries(manager: PluginManager) -> Registries:
     """Call every ``register_*`` hook, recording which plugin registered what, then freeze."""
     from harness.api import Grouper, Metric, Predictor, TaskSpec
 
-    kinds = [
-        ("register_tasks", Registry[TaskSpec]("task"), TaskSpec),
-        ("register_metrics", Registry[Metric]("metric"), Metric),
-        ("register_groupers", Registry[Grouper]("grouper"), Grouper),
-        ("register_predictors", Registry[Predictor]("predictor"), Predictor),
+    tasks: Registry[TaskSpec] = Registry("task")
+    metrics: Registry[Metric] = Registry("metric")
+    groupers: Registry[Grouper] = Registry("grouper")
+    predictors: Registry[Predictor] = Registry("predictor")
+    kinds: list[tuple[str, Registry[Any], type[Any]]] = [
+        ("register_tasks", tasks, TaskSpec),
+        ("register_metrics", metrics, Metric),
+        ("register_groupers", groupers, Grouper),
+        ("register_predictors", predictors, Predictor),
     ]
     for hook_name, registry, cls in kinds:
         for impl in getattr(manager.hook, hook_name).get_hookimpls():
             impl.function(register=_registrar(registry, cls, impl.plugin_name))
         registry.freeze()
-    tasks, metrics, groupers, predictors = (k[1] for k in kinds)
     for entry in tasks:
         for metric in entry.value.metrics:
             if metric not in metrics:
@@ -152,7 +155,7 @@ def build_registries(manager: PluginManager) -> Registries:
     return Registries(tasks, metrics, groupers, predictors)
 
 
-def _registrar(registry: Registry[Any], cls: type, plugin: str) -> Callable[[Any], None]:
+def _registrar(registry: Registry[Any], cls: type[Any], plugin: str) -> Callable[[Any], None]:
     def register(obj: Any) -> None:
         if not isinstance(obj, cls):
             raise PluginError(

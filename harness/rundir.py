@@ -68,7 +68,7 @@ def write_manifest(run_dir: Path, manager: Any, acc: Any, cfg: Any, results: dic
 
     from harness import __version__
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for lib in LIBRARIES:
         try:
             versions[lib] = metadata.version(lib)

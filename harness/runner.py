@@ -122,7 +122,8 @@ def train_epoch(
         with acc.accumulate(model):
             with acc.autocast():
                 logits = model(tasks=streams[s].task_names, **inputs)
-            loss = sum(task_loss(specs[t].problem_type, logits[t], labels[t]) for t in streams[s].task_names)
+            losses = [task_loss(specs[t].problem_type, logits[t], labels[t]) for t in streams[s].task_names]
+            loss = torch.stack(losses).sum()  # the heads of one stream share this encoder pass
             acc.backward(loss)
             optimizer.step()
             scheduler.step()

@@ -31,30 +31,29 @@ def _canary_corpus(out: Path) -> Path:
     return path
 
 
+def _spine_run(data: Path, out: Path, tasks: str) -> list[str]:
+    return [
+        "run",
+        "--plugin",
+        "spine",
+        "--data",
+        str(data),
+        "--profile",
+        "smoke",
+        "--tasks",
+        tasks,
+        "--output",
+        str(out),
+    ]
+
+
 def test_spine_run_on_user_data_shares_inputs_and_leaks_no_text(tmp_path):
     data = _canary_corpus(tmp_path / "corpus")
     run_dir, hf_cache, cache = tmp_path / "run", tmp_path / "hf", tmp_path / "harness-cache"
     env = subprocess_env(HF_DATASETS_CACHE=str(hf_cache), HARNESS_CACHE=str(cache))
+    tasks = "cervical.canal_stenosis,cervical.disc,cervical.left_foraminal"
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "run",
-            "--plugin",
-            "spine",
-            "--data",
-            str(data),
-            "--profile",
-            "smoke",
-            "--tasks",
-            "cervical.canal_stenosis,cervical.disc,cervical.left_foraminal",
-            "--set",
-            "epochs=1",
-            "--output",
-            str(run_dir),
-            "--json",
-        ],
+        [sys.executable, "-m", "harness", *_spine_run(data, run_dir, tasks), "--set", "epochs=1", "--json"],
         env=env,
         capture_output=True,
         text=True,
@@ -82,21 +81,7 @@ def test_bad_user_data_error_names_file_line_field_not_text(tmp_path, capsys):
     record["labels"][level]["canal_stenosis"] = "sever"
     lines[4] = json.dumps(record)
     data.write_text("\n".join(lines) + "\n")
-    code = main(
-        [
-            "run",
-            "--plugin",
-            "spine",
-            "--data",
-            str(data),
-            "--profile",
-            "smoke",
-            "--tasks",
-            "cervical.disc,cervical.canal_stenosis",
-            "--output",
-            str(tmp_path / "run"),
-        ]
-    )
+    code = main(_spine_run(data, tmp_path / "run", "cervical.disc,cervical.canal_stenosis"))
     err = capsys.readouterr().err
     assert code == 2
     assert f"{data}:5" in err and "canal_stenosis" in err and "sever" in err
