@@ -1,0 +1,303 @@
+"""Loading a validated card's data: files (tsv, csv, jsonl) through ``datasets``, or the hub.
+
+``load_split`` is the ``TaskSpec`` loader of every card (``harness.cards`` binds it to the card).
+It returns a ``datasets.Dataset`` with exactly the card's text fields and, when the source has
+the label column, ``label``; loaded splits are cached per card, split and file version. A bad
+row raises ``DataError`` naming file, line and field, never the row's text. The card format and
+the data-root order are described in ``harness.cards``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import itertools
+import json
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.api import MISSING_LABEL, LoadContext, ProblemType
+from harness.cards import DIALECTS, LABEL, Card, Pairs, SplitFile, _display
+from harness.errors import DataError
+
+if TYPE_CHECKING:
+    import datasets
+
+__all__ = ["load_split"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a table came from, for column lookups and error messages."""
+
+    where: str  # the file or hub dataset, as messages name it
+    rename: Pairs  # source column -> Dataset column
+    label_field: str
+    locate: Callable[[int], str]  # row index -> "file: line N" or "hub ...: row N"
+    hub: bool = False
+
+
+# --- loading data ------------------------------------------------------------------------------
+
+
+def load_split(card: Card, split: str, ctx: LoadContext) -> datasets.Dataset:
+    """The TaskSpec loader of a card: the split from files (default) or, if asked, from the hub."""
+    files = dict(card.splits)
+    if split not in files:
+        raise DataError(f"task {card.task!r} has no split {split!r} (it has: {', '.join(files)})")
+    source = ctx.options.get("source", "files")
+    if source == "hub":
+        return _load_hub(card, split)
+    if source != "files":
+        raise DataError(f"task {card.task!r}: unknown data source {source!r}; use 'files' or 'hub'")
+    file = _resolve(card, split, files[split], ctx)
+    return _load_file(card, split, file, file.stat().st_mtime_ns)
+
+
+def _resolve(card: Card, split: str, spec: SplitFile, ctx: LoadContext) -> Path:
+    env = os.environ.get(card.root_env) if card.root_env else None
+    if ctx.data_dir is not None:
+        root, origin = Path(ctx.data_dir), "--data"
+        if root.is_file():
+            raise DataError(f"task {card.task!r} reads its files from a folder; --data {root} is a file")
+    elif env:
+        root, origin = Path(env), f"{card.root_env}"
+    else:
+        root, origin = card.file.parent, "the card's folder"
+    file = root / spec.path
+    if file.is_file():
+        return file
+    how = "--data DIR" + (f" or {card.root_env}" if card.root_env else "")
+    raise DataError(
+        f"data for task {card.task!r} not found: split {split!r} expects {file} (data root from {origin}); "
+        f"point {how} at a folder holding {spec.path}"
+    )
+
+
+@functools.cache
+def _load_file(card: Card, split: str, file: Path, mtime_ns: int) -> datasets.Dataset:
+    spec = dict(card.splits)[split]
+    table = _read(card, spec, file)
+
+    def locate(index: int) -> str:
+        return f"{_display(file)}: line {_line_number(file, card.format, spec.header, index)}"
+
+    return _shape(card, table, split, Origin(_display(file), card.rename, card.label_field, locate))
+
+
+def _read(card: Card, spec: SplitFile, file: Path) -> datasets.Dataset:
+    import datasets
+
+    try:
+        with _quiet():
+            if card.format == "jsonl":
+                return datasets.load_dataset("json", data_files=str(file), split="train")
+            sep, quoting = DIALECTS[card.format]
+            names = list(spec.columns) if not spec.header else _header(file, card.format)
+            return datasets.load_dataset(
+                "csv",
+                data_files=str(file),
+                sep=sep,
+                quoting=quoting,
+                header=0 if spec.header else None,
+                column_names=None if spec.header else names,
+                index_col=False,  # a row with more fields than names is an error, never an index
+                na_filter=False,  # "NA", "null" and "" stay strings
+                features=datasets.Features({n: datasets.Value("string") for n in names}),
+                split="train",
+            )
+    except (datasets.exceptions.DatasetGenerationError, ValueError) as exc:
+        raise DataError(f"{_display(file)}: cannot be read as {card.format}: {_reason(exc)}") from None
+
+
+def _csv_reader(f: Any, fmt: str) -> Any:
+    # The same dialect as the pandas reader: tsv is read with quoting off.
+    return csv.reader(f, delimiter=DIALECTS[fmt][0], quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
+
+
+def _header(file: Path, fmt: str) -> list[str]:
+    with open(file, newline="", encoding="utf-8-sig") as f:
+        row = next((r for r in _csv_reader(f, fmt) if r), None)
+    if row is None:
+        raise DataError(f"{_display(file)}: the file is empty; expected a header row")
+    if len(set(row)) != len(row):
+        raise DataError(f"{_display(file)}: line 1: the header names a column twice")
+    return row
+
+
+def _reason(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    return str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No datasets progress bars while a card loads: the harness reports progress itself."""
+    import datasets
+
+    was_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
+
+
+def _line_number(file: Path, fmt: str, header: bool, index: int) -> int:
+    """1-based line where data row ``index`` starts, counting the header; blank lines are skipped."""
+    with open(file, newline="", encoding="utf-8-sig") as f:
+        if fmt == "jsonl":
+            numbers = (n for n, line in enumerate(f, 1) if line.strip())
+            return next(itertools.islice(numbers, index, None), 0)
+        reader = _csv_reader(f, fmt)
+        end, row_index = 0, -1 if header else 0
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if not row:
+                continue
+            if row_index == index:
+                return start
+            row_index += 1
+    return 0
+
+
+def _shape(card: Card, table: datasets.Dataset, split: str, origin: Origin) -> datasets.Dataset:
+    """Keep the text fields (renamed) and convert the label column into ``label``."""
+    source = {new: old for old, new in origin.rename}
+    columns = [source.get(f, f) for f in card.text_fields]
+    for field, column in zip(card.text_fields, columns, strict=True):
+        _check_text(table, field, column, origin)
+    renames = {c: f for c, f in zip(columns, card.text_fields, strict=True) if c != f}
+    out = table.select_columns(columns).rename_columns(renames)
+    field = origin.label_field
+    if field not in table.column_names:
+        if split == "test":
+            return out
+        raise DataError(f"{origin.where}: label column {field!r} is missing; the {split!r} split must be labelled")
+    values = table[field][:]  # decoded: a jsonl column of mixed types is stored as JSON text
+    if origin.hub and split == "test" and values and all(v == -1 for v in values):
+        return out  # hub GLUE test splits hide their labels as -1 everywhere
+    labels, feature = _convert_labels(card, values, table.features[field], field, origin.locate)
+    return out.add_column(LABEL, labels, feature=feature)
+
+
+def _check_text(table: datasets.Dataset, field: str, column: str, origin: Origin) -> None:
+    import datasets
+
+    if column not in table.column_names:
+        known = ", ".join(table.column_names)
+        raise DataError(f"{origin.where}: column {column!r} for text field {field!r} is missing (columns: {known})")
+    feature = table.features[column]
+    if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
+        raise DataError(f"{origin.where}: field {column!r} must hold text, got {feature}")
+    if table.data.column(column).null_count:
+        first = table.data.column(column).to_pylist().index(None)
+        raise DataError(f"{origin.locate(first)}: field {column!r} is missing")
+
+
+def _convert_labels(
+    card: Card, values: list[Any], feature: Any, field: str, locate: Callable[[int], str]
+) -> tuple[list[Any], Any]:
+    import datasets
+
+    parse, missing, out_feature = _label_parser(card)
+    if isinstance(feature, datasets.ClassLabel) and card.problem_type is ProblemType.SINGLE_LABEL:
+        if feature.num_classes != len(card.labels):
+            raise DataError(
+                f"{locate(0)}: field {field!r} has {feature.num_classes} classes; the card lists {len(card.labels)}"
+            )
+        return [v if v >= 0 else MISSING_LABEL for v in values], out_feature
+    out = []
+    for index, value in enumerate(values):
+        if value is None or (isinstance(value, str) and value.strip() == card.missing_label):
+            if card.missing_label is None:
+                raise DataError(f"{locate(index)}: field {field!r}: the label is missing (set 'data.missing_label')")
+            out.append(missing)
+            continue
+        try:
+            out.append(parse(value))
+        except ValueError as exc:
+            raise DataError(f"{locate(index)}: field {field!r}: {exc}") from None
+    return out, out_feature
+
+
+def _label_parser(card: Card) -> tuple[Callable[[Any], Any], Any, Any]:
+    """(parse raw value, value for an unannotated row, Dataset feature) for the card's problem type."""
+    import datasets
+
+    if card.problem_type is ProblemType.REGRESSION:
+        return _number, math.nan, datasets.Value("float32")
+    index = {name: i for i, name in enumerate(card.labels)}
+    mapping = dict(card.label_map)
+    known = ", ".join(card.labels) + (" (or a label_map key)" if mapping else "")
+
+    def lookup(raw: str) -> int:
+        name = mapping.get(raw, raw)
+        if name not in index:
+            raise ValueError("the label is empty" if raw == "" else f"value is not one of the labels: {known}")
+        return index[name]
+
+    if card.problem_type is ProblemType.SINGLE_LABEL:
+        return (lambda value: lookup(_text(value))), MISSING_LABEL, datasets.Value("int64")
+
+    def multi(value: Any) -> list[int]:
+        names = value if isinstance(value, list) else _text(value).split(card.label_separator)
+        row = [0] * len(card.labels)
+        for name in names:
+            if not isinstance(name, str):
+                raise ValueError("a list of labels must hold label names")
+            if name.strip():
+                row[lookup(name.strip())] = 1
+        return row
+
+    return multi, [MISSING_LABEL] * len(card.labels), datasets.List(datasets.Value("int64"))
+
+
+def _text(value: Any) -> str:
+    """A raw scalar label as the string it is matched against (JSON numbers and booleans too)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    raise ValueError(f"expected one label value, got a {type(value).__name__}")
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("value is not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("value is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError("value is not a finite number")
+    return number
+
+
+# --- the hub (only when asked) -----------------------------------------------------------------
+
+
+@functools.cache
+def _load_hub(card: Card, split: str) -> datasets.Dataset:
+    import datasets
+
+    hub = card.hub
+    if hub is None:
+        raise DataError(f"task {card.task!r} has no [data.hub] table in {card.file.name}; load it from files")
+    hub_split = dict(hub.splits).get(split)
+    if hub_split is None:
+        raise DataError(f"task {card.task!r}: 'data.hub.splits' has no entry for split {split!r}")
+    where = f"hub dataset {hub.path!r}" + (f" ({hub.name})" if hub.name else "") + f" split {hub_split!r}"
+    try:
+        with _quiet():
+            table = datasets.load_dataset(hub.path, hub.name, split=hub_split)
+    except Exception as exc:  # noqa: BLE001 -- offline, unknown repository, ...: one clear line either way
+        raise DataError(f"{where}: cannot be loaded: {_reason(exc)}") from None
+    origin = Origin(where, hub.rename, hub.label_field, lambda i: f"{where}: row {i}", hub=True)
+    return _shape(card, table, split, origin)
