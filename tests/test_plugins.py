@@ -102,7 +102,7 @@ def test_harness_plugins_survives_a_broken_plugin(monkeypatch, capsys):
     assert main(["plugins", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["broken"]["status"] == "failed"
-    assert rows["toy"]["hooks"] == ["register_tasks"]
+    assert rows["toy"]["hooks"] == ["register_tasks", "run_finished", "run_started"]
     assert "register_metrics" in rows["harness.default"]["hooks"]
 
 

@@ -63,6 +63,13 @@ def test_run_writes_results_gaps_and_manifest(toy_run):
         assert (job_dir / "best" / "model.safetensors").exists() and not (job_dir / "state").exists()
 
 
+def test_observer_hooks_see_the_run(toy_run):
+    import toy
+
+    assert (("started", str(toy_run)) in toy.EVENTS) and (("finished", str(toy_run)) in toy.EVENTS)
+    assert toy.EVENTS.index(("started", str(toy_run))) < toy.EVENTS.index(("finished", str(toy_run)))
+
+
 def test_show_prints_the_gap_table(toy_run, capsys):
     assert main(["show", str(toy_run)]) == 0
     err = capsys.readouterr().err

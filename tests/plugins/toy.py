@@ -15,6 +15,7 @@ COLOURS = ["red", "green", "blue"]
 SIZES = ["small", "large"]
 NOUNS = ["box", "ball", "car", "cup", "hat", "shoe"]
 ROWS = {"train": 192, "dev": 64, "test": 64}
+EVENTS: list[tuple[str, str]] = []  # observer calls, for the tests
 
 
 def _rows(split: str, seed: int) -> dict[str, list]:
@@ -61,3 +62,13 @@ def register_tasks(register):
         )
     )
     register(TaskSpec("toy.score", "regression", metrics=("pearson", "mse"), label_column="score", **common))
+
+
+@hookimpl
+def run_started(run_dir, config, tasks):
+    EVENTS.append(("started", run_dir))
+
+
+@hookimpl
+def run_finished(run_dir, results):
+    EVENTS.append(("finished", run_dir))
