@@ -26,10 +26,9 @@ def _singletons(tasks: Sequence[TaskSpec], context: Mapping[str, Any]) -> list[l
 
 
 def _by_input_group(tasks: Sequence[TaskSpec], context: Mapping[str, Any]) -> list[list[str]]:
-    groups: dict[str, list[str]] = {}
-    for t in tasks:
-        groups.setdefault(t.input_group or t.name, []).append(t.name)
-    return list(groups.values())
+    from harness.data import make_streams  # the training path's own grouping by input_group
+
+    return [list(stream.task_names) for stream in make_streams(tasks)]
 
 
 @hookimpl

@@ -126,7 +126,9 @@ def make_accelerator(cfg: RunConfig, multi_stream: bool) -> Any:
 
 def needs_unused_parameters(plan: Plan, registries: Registries) -> bool:
     """True when the MTL group spans several input streams (some heads idle in each step)."""
-    return len({registries.tasks.get(t).input_group or t for t in plan.group}) > 1
+    from harness.data import make_streams
+
+    return len(make_streams([registries.tasks.get(t) for t in plan.group])) > 1
 
 
 def run_experiment(

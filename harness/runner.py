@@ -7,6 +7,7 @@ keep the best epoch by the mean primary dev metric, save the state for ``--resum
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -22,7 +23,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from harness.api import LoadContext, TaskSpec
+from harness.api import MISSING_LABEL, LoadContext, TaskSpec
 from harness.config import RunConfig
 from harness.data import Collator, Stream, make_streams, split_batch, stream_split, tokenize
 from harness.errors import RunError
@@ -111,6 +112,7 @@ def train_epoch(
         dl.set_epoch(epoch)  # the seedable sampler's order for this epoch, also after a resume
     iterators = [iter(dl) for dl in loaders]
     total, steps = torch.zeros((), device=acc.device), 0
+    specs = model_specs(model)
     for s in track(schedule, description=label, enabled=acc.is_main_process):
         try:
             batch = next(iterators[s])
@@ -118,7 +120,6 @@ def train_epoch(
             iterators[s] = iter(loaders[s])
             batch = next(iterators[s])
         inputs, labels = split_batch(batch)
-        specs = model_specs(model)
         with acc.accumulate(model):
             with acc.autocast():
                 logits = model(tasks=streams[s].task_names, **inputs)
@@ -167,8 +168,6 @@ def evaluate(
 
 def score(task: TaskSpec, preds: np.ndarray, refs: np.ndarray, metrics: Registry[Any]) -> dict[str, float | None]:
     """Every metric of the task over the labelled rows (None when no row is labelled)."""
-    from harness.api import MISSING_LABEL
-
     keep = ~np.isnan(refs) if refs.dtype.kind == "f" else (refs != MISSING_LABEL).reshape(len(refs), -1).all(axis=1)
     if not keep.any():
         return {m: None for m in task.metrics}
@@ -198,8 +197,6 @@ class Job:
         return f"{self.kind.upper()} {tasks} seed {self.seed}"
 
     def key(self, config_hash: str) -> str:
-        import hashlib
-
         text = json.dumps([self.kind, self.tasks, self.seed, config_hash])
         return f"{self.kind}-{self.seed}-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 

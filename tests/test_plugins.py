@@ -130,3 +130,12 @@ def test_every_hook_is_documented_in_the_readme():
     assert len(hooks) == 7
     missing = [h for h in hooks if not re.search(rf"`{h}\(", readme)]
     assert not missing, f"hooks not documented in README.md: {missing}"
+
+
+def test_builtin_groupers_partition_the_tasks(toy_manager):
+    registries = build_registries(toy_manager)
+    tasks = [registries.tasks.get(n) for n in ("toy.colour", "toy.score", "toy.size")]
+    group = {name: registries.groupers.get(name).fn for name in ("all", "singletons", "input_group")}
+    assert group["all"](tasks, {}) == [["toy.colour", "toy.score", "toy.size"]]
+    assert group["singletons"](tasks, {}) == [["toy.colour"], ["toy.score"], ["toy.size"]]
+    assert group["input_group"](tasks, {}) == [["toy.colour", "toy.size"], ["toy.score"]]
