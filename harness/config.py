@@ -20,6 +20,7 @@ from typing import Any
 from harness.errors import ConfigError
 
 SAMPLING = ("proportional", "temperature", "uniform")
+THRESHOLDS = ("fixed", "tuned")
 POOLING = ("mean", "cls")
 
 
@@ -46,12 +47,14 @@ class RunConfig:
     data_seed: int = 0  # synthetic corpora, splits and slices (kept fixed across training seeds)
     max_train_examples: int = 0  # per input stream; 0 = all (a seeded slice otherwise)
     max_eval_examples: int = 0  # per split of dev/test; 0 = all
+    multilabel_threshold: str = "fixed"  # multi-label decisions: fixed (p > 0.5) | tuned (per label, best F1 on dev)
     keep_best: bool = True  # save the best checkpoint (by the primary dev metric) of every job
 
     def __post_init__(self) -> None:
         checks = [
             (self.sampling in SAMPLING, f"sampling must be one of {', '.join(SAMPLING)}"),
             (self.pooling in POOLING, f"pooling must be one of {', '.join(POOLING)}"),
+            (self.multilabel_threshold in THRESHOLDS, f"multilabel_threshold must be one of {', '.join(THRESHOLDS)}"),
             (self.batch_size > 0 and self.eval_batch_size > 0, "batch sizes must be positive"),
             (self.epochs > 0 and self.seeds > 0, "epochs and seeds must be positive"),
             (self.grad_accum_steps > 0, "grad_accum_steps must be positive"),

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.api import LoadContext, ProblemType, TaskSpec
+import numpy as np
+
+from harness.api import MISSING_LABEL, LoadContext, ProblemType, TaskSpec
 from harness.errors import DataError
 
 if TYPE_CHECKING:
@@ -68,30 +70,109 @@ def load_split(task: TaskSpec, split: str, ctx: LoadContext) -> datasets.Dataset
 
 
 def stream_split(stream: Stream, split: str, ctx: LoadContext, limit: int = 0) -> datasets.Dataset | None:
-    """The stream's split with text fields and ``label_<k>`` columns, or None if unlabelled/absent.
+    """The stream's split: its text fields and one ``label_<k>`` column per task (k in stream order).
 
-    ``limit`` > 0 keeps a seeded random slice of that many rows (``ctx.seed``).
+    Every task's labels come from its own loader (``task.loader(split, ctx)[task.label_column]``);
+    tasks of one ``input_group`` must return the same rows in the same order (same count, same
+    text), else ``DataError`` names the two tasks and the first differing row. Label values are
+    checked against the task's problem type. ``train`` and ``dev`` must be labelled for every
+    task; for ``test``, a task that does not declare it or whose loader returns no label column
+    gets an all-missing column (it is reported on dev). Returns None when no task of the stream
+    labels the split.
+
+    ``limit`` > 0 keeps a seeded random slice of that many rows (``ctx.seed``), the same rows
+    for every task of the stream and for any subset of its tasks.
     """
-    if any(split not in t.splits for t in stream.tasks):
-        return None
-    base = load_split(stream.tasks[0], split, ctx)
-    columns: dict[str, list[Any]] = {}
-    for k, task in enumerate(stream.tasks):
-        source = base if k == 0 or task.label_column in base.column_names else load_split(task, split, ctx)
-        if task.label_column not in source.column_names:
-            return None  # an unlabelled split (e.g. GLUE test)
-        if len(source) != len(base):
-            raise DataError(
-                f"input_group {stream.key!r} split {split!r}: task {task.name!r} has {len(source)} rows, "
-                f"{stream.tasks[0].name!r} has {len(base)}; tasks in one group must label the same rows"
-            )
-        columns[f"label_{k}"] = source[task.label_column]
+    sources = {t.name: load_split(t, split, ctx) for t in stream.tasks if split in t.splits}
+    labelled = [t for t in stream.tasks if t.name in sources and t.label_column in sources[t.name].column_names]
+    if split in ("train", "dev"):
+        for task in stream.tasks:
+            if task not in labelled:
+                raise DataError(
+                    f"task {task.name!r} split {split!r}: the loader returned no label column "
+                    f"{task.label_column!r}; the train and dev splits must be labelled"
+                )
+    if not labelled:
+        return None  # an unlabelled split (e.g. GLUE test)
+    first = labelled[0]
+    base = sources[first.name]
+    for task in labelled[1:]:
+        _check_same_rows(stream, split, first, base, task, sources[task.name])
     dataset = base.select_columns(list(stream.text_fields))
-    for name, values in columns.items():
-        dataset = dataset.add_column(name, values)
+    for k, task in enumerate(stream.tasks):
+        if task in labelled:
+            values = sources[task.name][task.label_column]
+            check_labels(task, values, split)
+        else:
+            values = [missing_label(task)] * len(base)
+        dataset = dataset.add_column(f"label_{k}", values)
     if 0 < limit < len(dataset):
         dataset = dataset.shuffle(seed=ctx.seed).select(range(limit)).flatten_indices()
     return dataset
+
+
+def _check_same_rows(
+    stream: Stream, split: str, first: TaskSpec, base: datasets.Dataset, task: TaskSpec, other: datasets.Dataset
+) -> None:
+    """Tasks of one input group label the same rows: same count, same text, same order."""
+    where = f"input_group {stream.key!r} split {split!r}"
+    if len(other) != len(base):
+        raise DataError(
+            f"{where}: task {task.name!r} has {len(other)} rows, {first.name!r} has {len(base)}; "
+            "tasks in one group must label the same rows"
+        )
+    if other is base or other._fingerprint == base._fingerprint:
+        return
+    for field in stream.text_fields:
+        mine, theirs = other[field], base[field]
+        if mine != theirs:
+            row = next(i for i, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b)
+            raise DataError(
+                f"{where}: task {task.name!r} row {row} has other {field!r} text than task {first.name!r}; "
+                "tasks in one group must label the same rows in the same order"
+            )
+
+
+def missing_label(task: TaskSpec) -> Any:
+    """The label value meaning "not annotated" for the task's problem type."""
+    if task.problem_type is ProblemType.REGRESSION:
+        return math.nan
+    if task.problem_type is ProblemType.MULTI_LABEL:
+        return [MISSING_LABEL] * len(task.labels)
+    return MISSING_LABEL
+
+
+def is_labelled(task: TaskSpec, values: Sequence[Any]) -> np.ndarray:
+    """Boolean mask of the annotated rows of a label column."""
+    if task.problem_type is ProblemType.REGRESSION:
+        return ~np.isnan(np.asarray([math.nan if v is None else v for v in values], dtype=float))
+    if task.problem_type is ProblemType.MULTI_LABEL:
+        return np.asarray([all(x != MISSING_LABEL for x in row) for row in values], dtype=bool)
+    return np.asarray(values) != MISSING_LABEL
+
+
+def check_labels(task: TaskSpec, values: Sequence[Any], split: str) -> None:
+    """Raise ``DataError`` (task, split, row) for a label the task's head cannot take."""
+    where = f"task {task.name!r} split {split!r}"
+    n = len(task.labels)
+    for row, value in enumerate(values):
+        if task.problem_type is ProblemType.REGRESSION:
+            ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+            expected = "a number (NaN or None when not annotated)"
+        elif task.problem_type is ProblemType.MULTI_LABEL:
+            ok = (
+                isinstance(value, list | tuple)
+                and len(value) == n
+                and (all(x in (0, 1) for x in value) or all(x == MISSING_LABEL for x in value))
+            )
+            expected = f"a list of {n} values 0/1 (all {MISSING_LABEL} when not annotated)"
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and (0 <= value < n or value == MISSING_LABEL)
+            expected = f"a class index 0..{n - 1} ({MISSING_LABEL} when not annotated)"
+        if not ok:
+            raise DataError(
+                f"{where}: row {row} of label column {task.label_column!r} is not {expected}; fix the task's loader"
+            )
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:

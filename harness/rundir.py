@@ -7,6 +7,7 @@ half-written JSON behind, and nothing already written is overwritten by a differ
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -18,7 +19,22 @@ from typing import Any
 
 from harness.errors import RunError
 
-LIBRARIES = ("torch", "transformers", "accelerate", "datasets", "evaluate", "pluggy", "rich", "numpy", "scikit-learn")
+log = logging.getLogger("harness")
+
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "accelerate",
+    "datasets",
+    "evaluate",
+    "pluggy",
+    "rich",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -31,9 +47,14 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> None:
-    """Create the run directory, or check that ``--resume`` continues the same run."""
+    """Create the run directory, or check that ``--resume`` continues the same run.
+
+    A run directory in which no job has finished or saved a state (a run that failed before
+    training anything) is started anew with the new settings, with or without ``--resume``.
+    An existing folder that is not a run directory is refused, so nothing of the user's is mixed in.
+    """
     config = run_dir / "config.json"
-    if config.exists():
+    if config.exists() and trained_anything(run_dir):
         if not resume:
             raise RunError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --output")
         previous = json.loads(config.read_text())
@@ -43,12 +64,23 @@ def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> 
                 f"--resume: {run_dir} was started with different settings ({', '.join(changed)}); "
                 "rerun with the original flags, or choose another --output"
             )
+    elif config.exists():
+        log.info("%s holds a run that trained nothing yet: starting it anew with these settings", run_dir)
     elif resume:
         raise RunError(f"--resume: {run_dir} holds no run to resume; drop --resume to start one")
+    elif run_dir.is_dir() and any(run_dir.iterdir()):
+        raise RunError(f"--output {run_dir} is a non-empty folder that holds no harness run; choose a new folder")
+    elif run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"--output {run_dir} is a file; choose a new folder")
     acc.wait_for_everyone()
-    if acc.is_main_process and not config.exists():
+    if acc.is_main_process and not (config.exists() and trained_anything(run_dir)):
         write_json(config, run_info)
     acc.wait_for_everyone()
+
+
+def trained_anything(run_dir: Path) -> bool:
+    """True when a job of the run finished or saved a state to resume from."""
+    return any(run_dir.glob("jobs/*/result.json")) or any(run_dir.glob("jobs/*/state/history.json"))
 
 
 def git_revision() -> str | None:
@@ -74,16 +106,17 @@ def write_manifest(run_dir: Path, manager: Any, acc: Any, cfg: Any, results: dic
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
             versions[lib] = None
-    fingerprints: dict[str, str] = {}
-    for result in results.values():
-        fingerprints.update(result.get("data_fingerprints", {}))
+    from harness.model import encoder_identity
+
     manifest = {
         "harness": __version__,
         "python": sys.version.split()[0],
         "libraries": versions,
         "plugins": {name: manager.versions.get(name, "unknown") for name in manager.names()},
         "git_revision": git_revision(),
-        "data_fingerprints": dict(sorted(fingerprints.items())),
+        "encoder": encoder_identity(cfg.model),
+        # per job: "<stream>/<split>" -> datasets fingerprint of the rows and label columns it trained on
+        "data_fingerprints": {key: r.get("data_fingerprints", {}) for key, r in sorted(results.items())},
         "seeds": cfg.seed_list,
         "config_hash": cfg.training_hash(),
         "hardware": {

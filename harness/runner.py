@@ -7,6 +7,7 @@ keep the best epoch by the mean primary dev metric, save the state for ``--resum
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,14 +24,15 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from harness.api import MISSING_LABEL, LoadContext, TaskSpec
+from harness.api import MISSING_LABEL, LoadContext, ProblemType, TaskSpec
 from harness.config import RunConfig
 from harness.data import Collator, Stream, make_streams, split_batch, stream_split, tokenize
 from harness.errors import RunError
-from harness.model import HeadSpec, build_model, predictions, task_loss
-from harness.progress import track
+from harness.model import HeadSpec, build_model, task_loss_sum
+from harness.progress import JobProgress
 from harness.registry import Registry
 from harness.sampling import epoch_schedule
+from harness.thresholds import sigmoid, tune_thresholds
 
 log = logging.getLogger("harness")
 
@@ -93,6 +95,55 @@ def _optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     )
 
 
+def accumulation_windows(steps: int, accum: int) -> list[int]:
+    """Micro-steps per optimizer step over one epoch: ``accum`` each, the last window shorter.
+
+    An epoch always ends with an optimizer step (no gradient is carried into the next epoch,
+    so a checkpoint at the epoch's end holds everything), and the number of optimizer steps
+    per epoch is ``ceil(steps / accum)``: the length the learning-rate schedule is sized for.
+    """
+    full, rest = divmod(steps, accum)
+    return [accum] * full + ([rest] if rest else [])
+
+
+def padding_mask(batch_rows: int, dataset_rows: int, batch_size: int, acc: Accelerator) -> torch.Tensor | None:
+    """Rows of this process's share of a *last* global batch that accelerate padded (True = padding).
+
+    With ``split_batches`` and ``even_batches``, a last global batch of r < batch_size rows is
+    filled up with rows from the start of the epoch and split across the processes; process p
+    holds global positions p * batch_rows ... Those at or beyond r are repeats: they must not
+    count in the loss, or N processes would train on other rows than one process does.
+    """
+    remainder = dataset_rows % batch_size
+    if remainder == 0 or acc.num_processes == 1:
+        return None
+    positions = torch.arange(batch_rows) + acc.process_index * batch_rows
+    return positions >= remainder
+
+
+def _mask_labels(labels: dict[str, torch.Tensor], mask: torch.Tensor, specs: dict[str, HeadSpec]) -> None:
+    for name, values in labels.items():
+        fill = math.nan if specs[name].problem_type is ProblemType.REGRESSION else MISSING_LABEL
+        values[mask.to(values.device)] = fill
+
+
+def batch_loss(
+    logits: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], specs: dict[str, HeadSpec], acc: Accelerator
+) -> torch.Tensor:
+    """Sum over the stream's heads of each head's mean loss over the *global* batch's labelled rows.
+
+    Each process sums its rows' losses and divides by the labelled rows of the whole batch
+    (all-reduced once per step), times the process count because DDP averages gradients: the
+    gradient then equals the one-process gradient of the same global batch, whatever the
+    split of labelled rows between processes.
+    """
+    names = list(logits)
+    sums, counts = zip(*(task_loss_sum(specs[t].problem_type, logits[t], labels[t]) for t in names), strict=True)
+    total_counts = acc.reduce(torch.stack(counts).detach(), "sum") if acc.num_processes > 1 else torch.stack(counts)
+    scale = acc.num_processes / total_counts.clamp(min=1.0)
+    return (torch.stack(sums) * scale).sum()
+
+
 def train_epoch(
     model: Any,
     loaders: list[Any],
@@ -103,38 +154,49 @@ def train_epoch(
     cfg: RunConfig,
     epoch: int,
     seed: int,
-    label: str,
+    progress: JobProgress,
 ) -> float:
-    """One epoch over the sampling schedule; returns the mean training loss."""
+    """One epoch over the sampling schedule; returns the mean training loss per micro-step."""
     model.train()
     schedule = epoch_schedule([len(dl) for dl in loaders], cfg.sampling, cfg.temperature, seed)
     for dl in loaders:
         dl.set_epoch(epoch)  # the seedable sampler's order for this epoch, also after a resume
     iterators = [iter(dl) for dl in loaders]
-    total, steps = torch.zeros((), device=acc.device), 0
+    consumed = [0] * len(loaders)
+    total = torch.zeros((), device=acc.device)
     specs = model_specs(model)
-    for s in track(schedule, description=label, enabled=acc.is_main_process):
-        try:
-            batch = next(iterators[s])
-        except StopIteration:  # temperature/uniform sampling cycles a stream that ran out
-            iterators[s] = iter(loaders[s])
-            batch = next(iterators[s])
-        inputs, labels = split_batch(batch)
-        with acc.accumulate(model):
-            with acc.autocast():
-                logits = model(tasks=streams[s].task_names, **inputs)
-            losses = [task_loss(specs[t].problem_type, logits[t], labels[t]) for t in streams[s].task_names]
-            loss = torch.stack(losses).sum()  # the heads of one stream share this encoder pass
-            acc.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-        total += loss.detach().float()
-        steps += 1
+    steps = iter(schedule)
+    progress.phase(f"epoch {epoch + 1}/{cfg.epochs} train", len(schedule))
+    for window in accumulation_windows(len(schedule), cfg.grad_accum_steps):
+        for micro in range(window):
+            s = next(steps)
+            try:
+                batch = next(iterators[s])
+            except StopIteration:  # temperature/uniform sampling cycles a stream that ran out
+                iterators[s] = iter(loaders[s])
+                batch = next(iterators[s])
+            consumed[s] += 1
+            inputs, labels = split_batch(batch)
+            if consumed[s] % len(loaders[s]) == 0:  # the stream's last batch: drop accelerate's padding
+                rows = next(iter(labels.values())).shape[0]
+                mask = padding_mask(rows, len(loaders[s].dataset), cfg.batch_size, acc)
+                if mask is not None:
+                    _mask_labels(labels, mask, specs)
+            sync = micro == window - 1
+            with contextlib.nullcontext() if sync else acc.no_sync(model):  # all-reduce once per optimizer step
+                with acc.autocast():
+                    logits = model(tasks=streams[s].task_names, **inputs)
+                loss = batch_loss(logits, labels, specs, acc)
+                acc.backward(loss / window)  # the optimizer step's gradient: mean over its micro-steps
+            total += loss.detach().float()
+            progress.advance(rows=next(iter(labels.values())).shape[0] * acc.num_processes, train=True)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
     for it, dl in zip(iterators, loaders, strict=True):  # release accelerate's dataloader bookkeeping
         it.close()
         dl.end()
-    return float(acc.reduce(total, "mean").item()) / max(steps, 1)
+    return float(acc.reduce(total, "mean").item()) / max(len(schedule), 1)
 
 
 def model_specs(model: Any) -> dict[str, HeadSpec]:
@@ -142,28 +204,78 @@ def model_specs(model: Any) -> dict[str, HeadSpec]:
 
 
 @torch.no_grad()
-def evaluate(
-    model: Any, loaders: list[tuple[Stream, Any]], acc: Accelerator, metrics: Registry[Any], label: str
-) -> dict[str, dict[str, float | None]]:
-    """Metrics per task on one split; predictions gathered over processes with gather_for_metrics."""
+def collect(
+    model: Any, loaders: list[tuple[Stream, Any]], acc: Accelerator, progress: JobProgress, label: str
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(raw outputs, references) per task on one split, gathered over processes (gather_for_metrics).
+
+    Raw outputs are logits ([rows, classes]; multi-label [rows, labels]) or values ([rows]) for
+    regression; accelerate's padding of the last batch is dropped by gather_for_metrics.
+    """
     model.eval()
-    specs = model_specs(model)
-    results = {}
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    progress.phase(label, sum(len(dl) for _, dl in loaders))
     for stream, loader in loaders:
-        preds: dict[str, list[np.ndarray]] = {t: [] for t in stream.task_names}
+        outputs: dict[str, list[np.ndarray]] = {t: [] for t in stream.task_names}
         refs: dict[str, list[np.ndarray]] = {t: [] for t in stream.task_names}
-        for batch in track(loader, description=label, enabled=acc.is_main_process):
+        for batch in loader:
             inputs, labels = split_batch(batch)
             with acc.autocast():
                 logits = model(tasks=stream.task_names, **inputs)
-            batch_preds = {t: predictions(specs[t].problem_type, logits[t]) for t in stream.task_names}
-            batch_preds, labels = acc.gather_for_metrics((batch_preds, labels))
+            logits = {t: v.float() for t, v in logits.items()}
+            logits, labels = acc.gather_for_metrics((logits, labels))
             for t in stream.task_names:
-                preds[t].append(batch_preds[t].cpu().numpy())
+                outputs[t].append(logits[t].cpu().numpy())
                 refs[t].append(labels[t].cpu().numpy())
-        for task in stream.tasks:
-            results[task.name] = score(task, np.concatenate(preds[task.name]), np.concatenate(refs[task.name]), metrics)
-    return results
+            progress.advance(rows=next(iter(labels.values())).shape[0], train=False)
+        for t in stream.task_names:
+            out[t] = (np.concatenate(outputs[t]), np.concatenate(refs[t]))
+    return out
+
+
+def evaluate(
+    model: Any,
+    eval_loaders: dict[str, list[tuple[Stream, Any]]],
+    tasks: Sequence[TaskSpec],
+    acc: Accelerator,
+    metrics: Registry[Any],
+    cfg: RunConfig,
+    progress: JobProgress,
+) -> dict[str, Any]:
+    """Metrics per split and task; multi-label decision thresholds fixed (0.5) or tuned on dev.
+
+    Returns ``{split: {task: {metric: value | None}}, "thresholds": {task: [per label]}}``; a
+    task with no labelled row in a split scores None there.
+    """
+    outputs = {split: collect(model, pairs, acc, progress, f"eval {split}") for split, pairs in eval_loaders.items()}
+    thresholds: dict[str, list[float]] = {}
+    for task in tasks:
+        if task.problem_type is ProblemType.MULTI_LABEL:
+            logits, refs = outputs["dev"][task.name]
+            thresholds[task.name] = (
+                tune_thresholds(sigmoid(logits), refs).tolist()
+                if cfg.multilabel_threshold == "tuned"
+                else [0.5] * task.num_outputs
+            )
+    record: dict[str, Any] = {}
+    for split, per_task in outputs.items():
+        record[split] = {}
+        for task in tasks:
+            if task.name in per_task:
+                raw, refs = per_task[task.name]
+                record[split][task.name] = score(task, decide(task, raw, thresholds.get(task.name)), refs, metrics)
+    if thresholds:
+        record["thresholds"] = thresholds
+    return record
+
+
+def decide(task: TaskSpec, outputs: np.ndarray, thresholds: list[float] | None) -> np.ndarray:
+    """Predictions from raw outputs: argmax, per-label probability > threshold, or the value."""
+    if task.problem_type is ProblemType.SINGLE_LABEL:
+        return outputs.argmax(axis=-1)
+    if task.problem_type is ProblemType.MULTI_LABEL:
+        return (sigmoid(outputs) > np.asarray(thresholds if thresholds is not None else 0.5)).astype(np.int64)
+    return outputs.reshape(len(outputs))
 
 
 def score(task: TaskSpec, preds: np.ndarray, refs: np.ndarray, metrics: Registry[Any]) -> dict[str, float | None]:
@@ -197,8 +309,16 @@ class Job:
         return f"{self.kind.upper()} {tasks} seed {self.seed}"
 
     def key(self, config_hash: str) -> str:
+        """The job's folder name: kind, seed, readable task names, and a hash of everything.
+
+        ``stl-0-cervical.disc-<hash>``, ``mtl-0-rte+stsb-<hash>``, ``mtl-0-16tasks-<hash>``; the
+        names are shortened to 48 characters (the hash keeps the key unique).
+        """
         text = json.dumps([self.kind, self.tasks, self.seed, config_hash])
-        return f"{self.kind}-{self.seed}-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+        names = "+".join(self.tasks)
+        if len(names) > 48:
+            names = f"{len(self.tasks)}tasks" if len(self.tasks) > 1 else names[:48]
+        return f"{self.kind}-{self.seed}-{names}-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def run_job(
@@ -210,8 +330,10 @@ def run_job(
     acc: Accelerator,
     job_dir: Path,
     resume: bool,
+    progress: JobProgress | None = None,
 ) -> dict[str, Any]:
     """Train one job to the end (or from its saved state) and return its final metrics record."""
+    progress = progress or JobProgress()
     set_seed(job.seed)
     model, tokenizer = build_model(cfg.model, [HeadSpec.of(t) for t in tasks], cfg.pooling, cfg.dropout)
     data = prepare_data(tasks, tokenizer, cfg, ctx, acc)
@@ -225,21 +347,23 @@ def run_job(
     optimizer = _optimizer(model, cfg)
     from transformers import get_linear_schedule_with_warmup
 
-    updates = math.ceil(sum(len(dl) for dl in train_loaders) / cfg.grad_accum_steps) * cfg.epochs
+    micro_steps = sum(len(dl) for dl in train_loaders)  # per epoch, whatever the sampling strategy
+    updates = len(accumulation_windows(micro_steps, cfg.grad_accum_steps)) * cfg.epochs  # optimizer steps taken
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * updates), updates)
     model, optimizer, scheduler, *train_loaders = acc.prepare(model, optimizer, scheduler, *train_loaders)
     eval_loaders = {k: [(s, acc.prepare(dl)) for s, dl in v] for k, v in eval_loaders.items()}
     history = _restore(acc, job_dir) if resume else []
     if history:
         log.info("resuming %s after epoch %d from %s", job.kind, len(history), job_dir / "state")
+    progress.resume(len(history))
     for epoch in range(len(history), cfg.epochs):
         epoch_seed = job.seed * 10_007 + epoch  # each epoch's order and dropout, independent of a resume
         set_seed(epoch_seed)
-        label = f"{job.describe()} epoch {epoch + 1}/{cfg.epochs}"
-        loss = train_epoch(model, train_loaders, data.streams, optimizer, scheduler, acc, cfg, epoch, epoch_seed, label)
+        loss = train_epoch(
+            model, train_loaders, data.streams, optimizer, scheduler, acc, cfg, epoch, epoch_seed, progress
+        )
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss}
-        for split, loaders in eval_loaders.items():
-            record[split] = evaluate(model, loaders, acc, metrics, f"eval {split}")
+        record.update(evaluate(model, eval_loaders, tasks, acc, metrics, cfg, progress))
         record["selection"] = selection_score(record, tasks, metrics)
         best_before = max((r["selection"] for r in history), default=-math.inf)
         history.append(record)
@@ -247,25 +371,34 @@ def run_job(
             acc.save_model(acc.unwrap_model(model), job_dir / "best")
         _checkpoint(acc, job_dir, history)
     acc.free_memory()
-    return _final(job, tasks, history, data.fingerprints)
+    return _final(job, tasks, history, data.fingerprints, cfg)
+
+
+def reported_split(record: dict[str, Any], task: TaskSpec) -> str:
+    """ "test" when the task has labelled test rows in this job, else "dev"."""
+    test = record.get("test", {}).get(task.name)
+    return "test" if test is not None and test[task.metrics[0]] is not None else "dev"
 
 
 def _final(
-    job: Job, tasks: Sequence[TaskSpec], history: list[dict[str, Any]], prints: dict[str, str]
+    job: Job, tasks: Sequence[TaskSpec], history: list[dict[str, Any]], prints: dict[str, str], cfg: RunConfig
 ) -> dict[str, Any]:
     best = max(history, key=lambda r: r["selection"])
-    split = "test" if "test" in best else "dev"
-    return {
+    splits = {t.name: reported_split(best, t) for t in tasks}
+    result = {
         "kind": job.kind,
         "tasks": list(job.tasks),
         "seed": job.seed,
         "best_epoch": best["epoch"],
-        "split": split,
-        "metrics": {t.name: best[split][t.name] for t in tasks},
+        "splits": splits,
+        "metrics": {t.name: best[splits[t.name]][t.name] for t in tasks},
         "dev": {t.name: best["dev"][t.name] for t in tasks},
         "history": history,
         "data_fingerprints": prints,
     }
+    if "thresholds" in best:
+        result["thresholds"] = {"mode": cfg.multilabel_threshold, "values": best["thresholds"]}
+    return result
 
 
 def _checkpoint(acc: Accelerator, job_dir: Path, history: list[dict[str, Any]]) -> None:

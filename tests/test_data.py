@@ -59,10 +59,13 @@ def test_group_members_with_different_rows_are_an_error():
         stream_split(stream, "train", LoadContext())
 
 
-def test_unlabelled_or_absent_split_gives_none():
+def test_unlabelled_or_absent_test_split_gives_none_and_unlabelled_dev_is_an_error():
     no_labels = {"text": ROWS["text"]}
-    assert stream_split(make_streams([_task("t.a", "a", rows=no_labels)])[0], "dev", LoadContext()) is None
+    unlabelled = make_streams([_task("t.a", "a", rows=no_labels, splits=("train", "dev", "test"))])[0]
+    assert stream_split(unlabelled, "test", LoadContext()) is None
     assert stream_split(make_streams([_task("t.a", "a")])[0], "test", LoadContext()) is None  # not declared
+    with pytest.raises(DataError, match="task 't.a' split 'dev': the loader returned no label column 'a'"):
+        stream_split(unlabelled, "dev", LoadContext())
 
 
 def test_seeded_slice_is_reproducible():

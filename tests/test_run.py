@@ -55,7 +55,17 @@ def test_run_writes_results_gaps_and_manifest(toy_run):
     manifest = json.loads((toy_run / "manifest.json").read_text())
     assert manifest["hardware"]["num_processes"] == 1 and manifest["seeds"] == [0, 1]
     assert manifest["plugins"]["toy"] and manifest["libraries"]["torch"]
-    assert set(manifest["data_fingerprints"]) >= {"toy/train", "toy/dev", "task:toy.score/train"}
+    # provenance per job: the STL and MTL views of one stream differ, and neither is dropped
+    prints = manifest["data_fingerprints"]
+    assert set(prints) == set(results["jobs"])
+    stl_colour = next(k for k, j in results["jobs"].items() if j["tasks"] == ["toy.colour"] and j["seed"] == 0)
+    mtl = next(k for k, j in results["jobs"].items() if j["kind"] == "mtl" and j["seed"] == 0)
+    assert set(prints[mtl]) >= {"toy/train", "toy/dev", "toy/test", "task:toy.score/train"}
+    assert prints[stl_colour]["toy/train"] != prints[mtl]["toy/train"]
+    assert manifest["encoder"]["preset"] == "tiny" and len(manifest["encoder"]["files_sha256"]) == 64
+    assert manifest["libraries"]["tokenizers"] and manifest["libraries"]["scipy"]
+    # job folders say which tasks they hold
+    assert stl_colour.startswith("stl-0-toy.colour-") and mtl.startswith("mtl-0-toy.colour+toy.size+toy.score-")
     config = json.loads((toy_run / "config.json").read_text())
     assert config["config"]["epochs"] == 2 and config["tasks"] == results["plan"]["tasks"]
     for job in results["jobs"]:

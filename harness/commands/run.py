@@ -93,6 +93,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         "data": str(args.data) if args.data else None,
         "data_options": dict(ctx.options),
     }
+    from harness import rundir
+
+    rundir.prepare(run_dir, run_info, args.resume, acc)  # refuse an existing run before announcing one
     log.info(
         "run %s: %d STL + %d MTL jobs on %d process(es), model %s",
         run_dir,
