@@ -1,4 +1,9 @@
-"""One ``track(iterable)``: a rich bar on a terminal, plain lines otherwise, nothing off the main process."""
+"""Progress for people: rich on a terminal, plain log lines otherwise, nothing off the main process.
+
+``track(iterable)`` wraps one loop (tokenization); ``RunProgress`` is the one live display of a
+whole ``harness run`` (jobs, current job and phase, elapsed and remaining time), fed by the
+training loop through the small ``JobProgress`` protocol.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,11 @@ T = TypeVar("T")
 log = logging.getLogger("harness")
 
 
+_live: list[object] = []  # the RunProgress whose live display is on: other bars stay quiet meanwhile
+
+
 def track(iterable: Iterable[T], description: str, enabled: bool = True, total: int | None = None) -> Iterator[T]:
-    if not enabled:
+    if not enabled or _live:
         yield from iterable
         return
     if total is None:
@@ -108,6 +116,7 @@ class RunProgress(JobProgress):
             self._run_task = self._progress.add_task("run", total=max(self.units_total, 1.0), eta="")
             self._phase_task = self._progress.add_task("", total=1, eta="")
             self._progress.start()
+            _live.append(self)
 
     def skip_job(self, units: float) -> None:
         """A job finished before (reused): its cost counts as done."""
@@ -118,6 +127,7 @@ class RunProgress(JobProgress):
     def start_job(self, label: str, units: float, epochs: int) -> None:
         self.job_label, self.job_units, self.epoch_units = label, units, units / max(epochs, 1)
         self._job_start_units = self.units_done
+        self.phase("loading and tokenizing data", 1)
 
     def finish_job(self) -> None:
         self.jobs_done += 1
@@ -176,3 +186,4 @@ class RunProgress(JobProgress):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+            _live.remove(self)

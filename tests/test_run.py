@@ -91,7 +91,9 @@ def test_show_prints_the_gap_table(toy_run, capsys):
 def test_existing_run_directory_is_never_overwritten(toy_run, toy_env, capsys):
     before = (toy_run / "results.json").read_bytes()
     assert main(["run", *TOY, "--output", str(toy_run), "--set", "epochs=2", "--seeds", "2"]) == 2
-    assert "already holds a run; pass --resume" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already holds a run; pass --resume" in err
+    assert "STL +" not in err  # refused before a run is announced
     assert main(["run", *TOY, "--output", str(toy_run), "--set", "epochs=3", "--seeds", "2", "--resume"]) == 2
     assert "started with different settings (config)" in capsys.readouterr().err
     assert (toy_run / "results.json").read_bytes() == before

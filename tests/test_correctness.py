@@ -1,0 +1,333 @@
+"""Silent wrong results (issue 8): each task's own labels, 1 process = 2 processes on uneven
+splits with missing labels, resume = straight run under gradient accumulation, per-task
+reported splits, refusal of tasks without labels, restartable unstarted runs, dev-tuned
+multi-label thresholds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.api import MISSING_LABEL, LoadContext
+from harness.cards import load_cards
+from harness.cli import main
+from harness.data import make_streams, stream_split
+from harness.errors import DataError
+from tests.conftest import subprocess_env
+
+COLOURS = ["red", "blue", "green", "black"]
+
+
+def _write_cards(folder: Path, cards: dict[str, dict], rows: dict[str, list[dict]]) -> None:
+    """One jsonl file per task and split, and one card per task (all in input_group 'shared')."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, card in cards.items():
+        splits = "\n".join(f'{s} = "{name}-{s}.jsonl"' for s in rows)
+        labels = ", ".join(f'"{label}"' for label in card["labels"])
+        (folder / f"{name}.toml").write_text(
+            textwrap.dedent(
+                f"""\
+                name = "{name}"
+                problem_type = "{card["problem_type"]}"
+                labels = [{labels}]
+                text_fields = ["text"]
+                metrics = {json.dumps(card["metrics"])}
+                input_group = "shared"
+
+                [data]
+                format = "jsonl"
+
+                [data.splits]
+                """
+            )
+            + splits
+            + "\n"
+        )
+        for split, split_rows in rows.items():
+            lines = [json.dumps({"text": r["text"], "label": r[name]}) for r in split_rows]
+            (folder / f"{name}-{split}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _opposite_rows(n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        w = int(rng.integers(2))
+        out.append({"text": f"the {COLOURS[w]} item number {i}", "a": ["no", "yes"][w], "b": ["no", "yes"][1 - w]})
+    return out
+
+
+def test_tasks_in_one_group_get_their_own_labels(tmp_path):
+    rows = {"train": _opposite_rows(4, 0), "dev": _opposite_rows(4, 1)}
+    card = {"problem_type": "single_label_classification", "labels": ["no", "yes"], "metrics": ["accuracy"]}
+    _write_cards(tmp_path, {"a": card, "b": card}, rows)
+    stream = make_streams(load_cards(tmp_path))[0]
+    split = stream_split(stream, "train", LoadContext())
+    assert split["label_0"] == [["no", "yes"].index(r["a"]) for r in rows["train"]]
+    assert split["label_1"] == [1 - v for v in split["label_0"]]  # b's labels, not a's
+
+
+def test_group_members_with_other_text_are_an_error_naming_the_row(tmp_path):
+    rows = {"train": _opposite_rows(4, 0), "dev": _opposite_rows(4, 1)}
+    card = {"problem_type": "single_label_classification", "labels": ["no", "yes"], "metrics": ["accuracy"]}
+    _write_cards(tmp_path, {"a": card, "b": card}, rows)
+    lines = (tmp_path / "b-train.jsonl").read_text().splitlines()
+    lines[2] = json.dumps({"text": "something else", "label": "no"})
+    (tmp_path / "b-train.jsonl").write_text("\n".join(lines) + "\n")
+    stream = make_streams(load_cards(tmp_path))[0]
+    with pytest.raises(DataError, match=r"task 'b' row 2 has other 'text' text than task 'a'") as info:
+        stream_split(stream, "train", LoadContext())
+    assert "something else" not in str(info.value)  # never the text itself
+
+
+def _multi_rows(n: int, seed: int, widths: dict[str, int]) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        row: dict = {"text": f"report {i} " + " ".join(f"w{int(k)}" for k in rng.integers(0, 6, 3))}
+        for name, width in widths.items():
+            row[name] = [f"l{j}" for j in range(width) if rng.random() < 0.15]
+        out.append(row)
+    return out
+
+
+def test_multi_label_tasks_of_different_widths_share_a_group(tmp_path):
+    widths = {"m28": 28, "m7": 7, "m4": 4}
+    rows = {"train": _multi_rows(20, 0, widths), "dev": _multi_rows(10, 1, widths)}
+    cards = {
+        name: {
+            "problem_type": "multi_label_classification",
+            "labels": [f"l{j}" for j in range(w)],
+            "metrics": ["f1_micro"],
+        }
+        for name, w in widths.items()
+    }
+    _write_cards(tmp_path, cards, rows)
+    stream = make_streams(load_cards(tmp_path))[0]
+    split = stream_split(stream, "train", LoadContext())
+    for k, name in enumerate(stream.task_names):
+        width, values = widths[name], split[f"label_{k}"]
+        assert {len(v) for v in values} == {width}
+        assert values == [[int(f"l{j}" in r[name]) for j in range(width)] for r in rows["train"]]
+
+
+def test_labels_out_of_range_are_refused_naming_task_and_row():
+    import datasets
+
+    from harness.api import TaskSpec
+
+    def load(split, ctx):
+        return datasets.Dataset.from_dict({"text": ["x", "y", "z"], "label": [0, 2, 1]})
+
+    task = TaskSpec("t.bad", "single_label_classification", ("text",), load, ("accuracy",), ("no", "yes"))
+    with pytest.raises(DataError, match=r"task 't.bad' split 'train': row 1 of label column 'label' is not a class"):
+        stream_split(make_streams([task])[0], "train", LoadContext())
+
+
+def test_tuned_thresholds_predict_a_rare_label_the_fixed_one_misses():
+    from harness.thresholds import tune_thresholds
+
+    rng = np.random.default_rng(0)
+    refs = (rng.random((200, 2)) < [0.5, 0.05]).astype(np.int64)
+    # label 1 is rare and its probabilities are low but informative: positives ~0.3, negatives ~0.1
+    probs = np.where(refs == 1, [0.8, 0.3], [0.2, 0.1]) + rng.normal(0, 0.03, refs.shape)
+    refs[5] = MISSING_LABEL
+    thresholds = tune_thresholds(probs, refs)
+    assert thresholds[1] < 0.3 < 0.5  # below the positives, where p > 0.5 never fires
+    keep = (refs != MISSING_LABEL).all(axis=1)
+    tuned = probs[keep, 1] > thresholds[1]
+    assert (tuned == refs[keep, 1].astype(bool)).mean() > 0.95 and not (probs[keep, 1] > 0.5).any()
+    assert 0.2 < thresholds[0] < 0.8
+
+
+def _run(
+    args: list[str], out: Path, env: dict[str, str], launch: list[str] | None = None
+) -> subprocess.CompletedProcess:
+    command = (launch or [sys.executable, "-m", "harness"]) + ["run", *args, "--output", str(out)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _results(run: Path) -> dict:
+    return json.loads((run / "results.json").read_text())
+
+
+def _job_histories(run: Path) -> dict[str, list[dict]]:
+    return {p.parent.name: json.loads(p.read_text())["history"] for p in sorted(run.glob("jobs/*/result.json"))}
+
+
+@pytest.mark.slow
+def test_opposite_labels_in_one_group_are_learnt_apart(tmp_path):
+    rows = {"train": _opposite_rows(96, 0), "dev": _opposite_rows(32, 1), "test": _opposite_rows(32, 2)}
+    card = {"problem_type": "single_label_classification", "labels": ["no", "yes"], "metrics": ["accuracy"]}
+    _write_cards(tmp_path / "cards", {"a": card, "b": card}, rows)
+    args = ["--tasks-dir", str(tmp_path / "cards"), "--tasks", "a,b", "--profile", "smoke", "--set", "epochs=4"]
+    assert main(["run", *args, "--output", str(tmp_path / "run")]) == 0
+    tasks = _results(tmp_path / "run")["tasks"]
+    for name in ("a", "b"):
+        assert tasks[name]["split"] == "test"
+        assert tasks[name]["stl"]["accuracy"]["mean"] > 0.9 and tasks[name]["mtl"]["accuracy"]["mean"] > 0.9
+    # the reported metrics alone cannot show a mix-up (b would be trained *and* scored on a's labels):
+    # the MTL model's own heads must predict each task's own test labels
+    import torch
+    from safetensors.torch import load_file
+
+    from harness.model import HeadSpec, build_model
+
+    specs = {t.name: t for t in load_cards(tmp_path / "cards")}
+    model, tokenizer = build_model("tiny", [HeadSpec.of(specs["a"]), HeadSpec.of(specs["b"])], "mean", 0.0)
+    model.load_state_dict(load_file(next((tmp_path / "run").glob("jobs/mtl-*/best/model.safetensors"))))
+    model.eval()
+    inputs = tokenizer([r["text"] for r in rows["test"]], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(tasks=["a", "b"], input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    for name in ("a", "b"):
+        expected = np.array([["no", "yes"].index(r[name]) for r in rows["test"]])
+        assert (logits[name].argmax(-1).numpy() == expected).mean() > 0.9, name
+
+
+@pytest.mark.slow
+def test_multi_label_group_runs_with_dev_tuned_thresholds(tmp_path, capsys):
+    widths = {"m28": 28, "m7": 7, "m4": 4}
+    rows = {"train": _multi_rows(64, 0, widths), "dev": _multi_rows(32, 1, widths), "test": _multi_rows(32, 2, widths)}
+    cards = {
+        name: {
+            "problem_type": "multi_label_classification",
+            "labels": [f"l{j}" for j in range(w)],
+            "metrics": ["f1_micro"],
+        }
+        for name, w in widths.items()
+    }
+    _write_cards(tmp_path / "cards", cards, rows)
+    args = ["--tasks-dir", str(tmp_path / "cards"), "--tasks", "m28,m7,m4", "--profile", "smoke"]
+    assert (
+        main(
+            [
+                "run",
+                *args,
+                "--set",
+                "epochs=1",
+                "--set",
+                "multilabel_threshold=tuned",
+                "--output",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
+    results = _results(tmp_path / "run")
+    assert {name: entry["thresholds"] for name, entry in results["tasks"].items()} == dict.fromkeys(widths, "tuned")
+    mtl = json.loads(next((tmp_path / "run").glob("jobs/mtl-*/result.json")).read_text())
+    assert mtl["thresholds"]["mode"] == "tuned"
+    assert {t: len(v) for t, v in mtl["thresholds"]["values"].items()} == widths
+    assert "thresholds tuned on dev" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_on_uneven_splits_with_missing_labels(tmp_path):
+    """30/13/11 rows, batch 4: the last batches are partial, and missing labels fall unevenly on the ranks."""
+    args = ["--tasks", "uneven.reg,uneven.a,uneven.b", "--profile", "smoke"]
+    args += ["--set", "dropout=0", "--set", "batch_size=4", "--set", "eval_batch_size=4", "--set", "epochs=2"]
+    env = subprocess_env(HARNESS_PLUGIN_MODULES="uneven", ACCELERATE_USE_CPU="1")
+    runs = {}
+    for n in (1, 2):
+        launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n)]
+        done = _run(args, tmp_path / f"p{n}", env, [*launch, "-m", "harness"])
+        assert done.returncode == 0, done.stderr[-3000:]
+        manifest = json.loads((tmp_path / f"p{n}" / "manifest.json").read_text())
+        assert manifest["hardware"]["num_processes"] == n  # n ranks really ran
+        runs[n] = _job_histories(tmp_path / f"p{n}")
+    assert runs[1].keys() == runs[2].keys() and len(runs[1]) == 4
+    for job, history in runs[1].items():
+        for one, two in zip(history, runs[2][job], strict=True):
+            assert two["train_loss"] == pytest.approx(one["train_loss"], abs=1e-5), job
+            for split in ("dev", "test"):
+                for task, values in one[split].items():
+                    for metric, value in values.items():
+                        assert two[split][task][metric] == pytest.approx(value, abs=1e-5), (job, split, task, metric)
+
+
+def _uneven_tasks(names: list[str]):
+    import uneven
+
+    from harness.plugins import build_registries, new_manager
+
+    registries = build_registries(new_manager(autoload=False, extra=[("uneven", uneven)]))
+    return [registries.tasks.get(n) for n in names], registries.metrics
+
+
+@pytest.mark.slow
+def test_resume_under_gradient_accumulation_equals_a_straight_run(tmp_path, monkeypatch):
+    """8 micro-batches per epoch, accumulation 3: the epoch ends in a window of 2, which must not leak."""
+    import transformers
+
+    from harness import config, runner
+    from harness.experiment import make_accelerator
+    from harness.runner import Job, run_job
+
+    tasks, metrics = _uneven_tasks(["uneven.a", "uneven.b"])
+    cfg = config.resolve("smoke", sets=["batch_size=4", "grad_accum_steps=3", "epochs=3", "warmup_ratio=0.2"])
+    acc = make_accelerator(cfg, False)
+    job = Job("mtl", ("uneven.a", "uneven.b"), 0)
+    schedulers = []
+    make_schedule = transformers.get_linear_schedule_with_warmup
+
+    def capture(optimizer, warmup, total):
+        schedulers.append((make_schedule(optimizer, warmup, total), total))
+        return schedulers[-1][0]
+
+    monkeypatch.setattr(transformers, "get_linear_schedule_with_warmup", capture)
+    straight = run_job(job, tasks, metrics, cfg, LoadContext(), acc, tmp_path / "straight", resume=False)
+    scheduler, total = schedulers[0]
+    assert total == 3 * 3  # ceil(8 / 3) optimizer steps per epoch, 3 epochs
+    assert scheduler.last_epoch == total and scheduler.get_last_lr()[0] == 0.0  # the decay reaches zero
+
+    class Killed(Exception):
+        pass
+
+    save = runner._checkpoint
+
+    def kill_after_first_epoch(acc, job_dir, history):
+        save(acc, job_dir, history)
+        raise Killed
+
+    monkeypatch.setattr(runner, "_checkpoint", kill_after_first_epoch)
+    with pytest.raises(Killed):
+        run_job(job, tasks, metrics, cfg, LoadContext(), acc, tmp_path / "killed", resume=False)
+    acc.free_memory()  # a real kill ends the process; here, drop the killed job's prepared objects
+    monkeypatch.setattr(runner, "_checkpoint", save)
+    resumed = run_job(job, tasks, metrics, cfg, LoadContext(), acc, tmp_path / "killed", resume=True)
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in straight["history"]]
+    assert resumed["metrics"] == straight["metrics"]
+
+
+@pytest.mark.slow
+def test_group_of_tasks_with_and_without_test_labels_reports_each_on_its_split(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_PLUGIN_MODULES", "uneven")
+    args = ["--tasks", "uneven.reg,uneven.notest", "--profile", "smoke", "--set", "epochs=1"]
+    assert main(["run", *args, "--output", str(tmp_path / "run")]) == 0
+    tasks = _results(tmp_path / "run")["tasks"]
+    assert tasks["uneven.reg"]["split"] == "test" and tasks["uneven.notest"]["split"] == "dev"
+    assert tasks["uneven.notest"]["gap"]["n"] == 1
+    table = capsys.readouterr().err
+    assert "uneven.notest" in table and " dev " in table and " test " in table
+    assert "(1 seed; no interval with one seed)" in table and "95%" not in table
+
+
+@pytest.mark.slow
+def test_task_without_labels_is_refused_before_training_and_the_run_can_be_redone(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_PLUGIN_MODULES", "uneven")
+    out = tmp_path / "run"
+    args = ["--tasks", "uneven.a,uneven.b", "--profile", "smoke", "--set", "epochs=1", "--output", str(out)]
+    assert main(["run", *args, "--data-option", "unlabelled=uneven.b"]) == 2
+    err = capsys.readouterr().err
+    assert "task 'uneven.b' has no labelled row in split 'train'" in err
+    assert not (out / "jobs").exists()  # nothing was trained
+    # the run trained nothing: the same folder takes corrected settings, with or without --resume
+    assert main(["run", *args, "--resume"]) == 0
+    assert (out / "results.json").exists()
