@@ -7,12 +7,13 @@ TECHNIQUE, COMPARISON, EXAM and similar are never findings):
 1. The findings are cut into logical lines (a hard-wrapped line that continues a sentence
    is joined back), then into sentences (abbreviations such as "e.g." and list numbers do
    not end a sentence; leading bullets are dropped).
-2. A sentence that names levels of the report's region ("C5-C6", "c5-6", "C5/C6",
-   "C4-C5 and C5-C6", "C3-C4 through C5-C6", "L4 on L5") belongs to each of them, and they
-   become the *current* levels.
-3. A sentence that names only other levels (T1-T2 in a cervical report), or a vertebra
-   outside the current levels ("hemangioma in the L3 vertebral body" after L5-S1), or the
-   conus, belongs to none and clears the current levels.
+2. A sentence that names levels of the report's region ("C5-C6", "c5-6", "C5/C6", "C5‑6"
+   with any Unicode dash, "C4-C5 and C5-C6", "C4-5, 5-6 and 6-7", "C3-C4 through C5-C6",
+   "L4 on L5"; see ``levels``) belongs to each of them, and they become the *current* levels.
+3. A sentence that names only other levels (T1-T2 in a cervical report), an unreadable level
+   ("C5-7", "L5-L6"), a vertebra outside the current levels ("hemangioma in the L3 vertebral
+   body" after L5-S1), or the conus, belongs to none and clears the current levels: text
+   under a level the segmenter cannot read never goes to the level before it.
 4. "The remaining levels are unremarkable" (and variants) belongs to every level of the
    region that no findings sentence names, and clears the current levels.
 5. A line that opens with a non-level label ("Alignment:", "Cord:", "Disc levels:") or a
@@ -29,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from harness_spine.levels import REGION_LEVELS, find_levels, level_spans, sort_levels
+from harness_spine.levels import REGION_LEVELS, find_levels, fold, level_spans, sort_levels, unreadable_levels
 
 _SECTION_NAMES = (
     r"clinical history|history|clinical (?:information|indication|data)|indications?|reason for (?:exam|study)"
@@ -44,7 +45,9 @@ _HEADER_RE = re.compile(
 _FINDINGS = {"findings"}
 _CLOSING_RE = re.compile(r"impression|conclusion|summary|opinion")  # sections that run to the next header
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z ,/&()'-]{0,40}:")
-_BULLET_RE = re.compile(r"^\s*(?:[-*•·]|\d{1,2}[.)])\s+")
+_BULLET_RE = re.compile(
+    r"^\s*(?:[-*\u2022\u00b7\u25aa\u25e6\u2023\u25cb\u25cf\u25a0]|\d{1,2}[.)])\s+"
+)  # matched on folded text: any dash
 _GENERAL_RE = re.compile(
     r"\b(?:alignment|lordosis|kyphosis|scoliosis|curvature|vertebral body heights|fractures?|marrow|craniocervical"
     r"|posterior fossa|paraspinal|soft tissues?|retroperitone\w*|sacroiliac|visuali[sz]ed|prevertebral|thyroid"
@@ -53,8 +56,8 @@ _GENERAL_RE = re.compile(
 )
 # Single vertebrae of the region's own letters (T is left out: "T2 hyperintense" is a sequence).
 _VERTEBRA_RE = {
-    "cervical": re.compile(r"(?<![A-Za-z0-9/-])(C)(\d)(?![\d/–-])", re.IGNORECASE),
-    "lumbar": re.compile(r"(?<![A-Za-z0-9/-])([LS])(\d)(?![\d/–-])", re.IGNORECASE),
+    "cervical": re.compile(r"(?<![A-Za-z0-9/-])(C)(\d)(?![\d/-])", re.IGNORECASE),
+    "lumbar": re.compile(r"(?<![A-Za-z0-9/-])([LS])(\d)(?![\d/-])", re.IGNORECASE),
 }
 _CONUS_RE = re.compile(r"\bconus\b", re.IGNORECASE)
 _REMAINING_RE = re.compile(
@@ -116,18 +119,19 @@ def _starts_item(line: str, previous: str) -> bool:
     """Whether a line after one without a full stop opens a new item rather than continuing
     a wrapped sentence: a bullet, a "Label:" line, "C5-6:" / "C5-6 -", or a level-led line
     after another level-led line (a list without full stops)."""
-    if _BULLET_RE.match(line) or _LABEL_RE.match(line):
+    if _BULLET_RE.match(fold(line)) or _LABEL_RE.match(line):
         return True
     spans = level_spans(line[:24])
     if not spans or spans[0][0] > 6:
         return False
-    after = line[spans[0][1] :].lstrip()
-    return after[:1] in (":", "-", "–") or any(start <= 6 for start, _, _ in level_spans(previous[:24]))
+    after = fold(line[spans[0][1] :]).lstrip()
+    return after[:1] in (":", "-") or any(start <= 6 for start, _, _ in level_spans(previous[:24]))
 
 
 def split_sentences(line: str) -> list[str]:
     """Sentences of one logical line; a leading bullet or list number is dropped."""
-    line = _BULLET_RE.sub("", line, count=1)
+    bullet = _BULLET_RE.match(fold(line))
+    line = line[bullet.end() :] if bullet else line
     out: list[str] = []
     start = 0
     for m in _SENTENCE_END_RE.finditer(line):
@@ -155,7 +159,12 @@ def segment_sentences(text: str, region: str) -> dict[str, list[str]]:
                 ours = tuple(lv for lv in named if lv in vocabulary)
                 if ours and not _CONUS_RE.search(sentence):
                     targets = current = ours
-                elif named or _CONUS_RE.search(sentence) or _elsewhere(sentence, region, current):
+                elif (
+                    named
+                    or unreadable_levels(sentence)
+                    or _CONUS_RE.search(sentence)
+                    or _elsewhere(sentence, region, current)
+                ):
                     targets = current = ()
                 elif _REMAINING_RE.search(sentence):
                     remaining.append(sentence)
@@ -174,9 +183,11 @@ def segment_sentences(text: str, region: str) -> dict[str, list[str]]:
 
 
 def _elsewhere(sentence: str, region: str, current: tuple[str, ...]) -> bool:
-    """The sentence names a vertebra of the region ("the L3 vertebral body") that is in none
-    of the current levels: it is about another place."""
-    mentioned = {f"{m.group(1).upper()}{int(m.group(2))}" for m in _VERTEBRA_RE[region].finditer(sentence)}
+    """The sentence is about another place: an unreadable level ("C5-7"), the conus, or a
+    vertebra of the region ("the L3 vertebral body") that is in none of the current levels."""
+    if unreadable_levels(sentence) or _CONUS_RE.search(sentence):
+        return True
+    mentioned = {f"{m.group(1).upper()}{int(m.group(2))}" for m in _VERTEBRA_RE[region].finditer(fold(sentence))}
     here = {v for level in current for v in level.split("-")}
     return bool(mentioned - here)
 
@@ -187,7 +198,8 @@ def segment(text: str, region: str) -> list[tuple[str, str]]:
 
 
 def _norm(sentence: str) -> str:
-    return " ".join(_BULLET_RE.sub("", sentence, count=1).split())
+    bullet = _BULLET_RE.match(fold(sentence))
+    return " ".join(sentence[bullet.end() if bullet else 0 :].split())
 
 
 def score_segmentation(

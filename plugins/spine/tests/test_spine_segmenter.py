@@ -85,3 +85,33 @@ def test_sentence_splitting_keeps_abbreviations_and_drops_bullets() -> None:
         "Mild narrowing (approx. 2 mm), e.g. on the left.",
         "No stenosis.",
     ]
+
+
+def test_list_forms_give_each_listed_level_the_sentence() -> None:
+    text = "FINDINGS:\nC4-5, 5-6 and 6-7: Disc osteophyte complexes with moderate canal stenosis.\n"
+    sentence = "C4-5, 5-6 and 6-7: Disc osteophyte complexes with moderate canal stenosis."
+    assert segment_sentences(text, "cervical") == {"C4-C5": [sentence], "C5-C6": [sentence], "C6-C7": [sentence]}
+
+
+@pytest.mark.parametrize("dash", ["\u2010", "\u2011", "\u2012", "\u2212", "\uff0d"])
+def test_a_level_with_a_unicode_hyphen_keeps_its_own_sentences(dash: str) -> None:
+    text = f"FINDINGS:\nC4-5: Mild bulge.\nC5{dash}6: Moderate canal stenosis. Severe left foraminal narrowing.\n"
+    assert segment_sentences(text, "cervical") == {
+        "C4-C5": ["C4-5: Mild bulge."],
+        "C5-C6": [f"C5{dash}6: Moderate canal stenosis.", "Severe left foraminal narrowing."],
+    }
+
+
+@pytest.mark.parametrize("heading", ["C5-7", "C6-5", "C5\u20117"])
+def test_an_unreadable_level_never_lends_its_text_to_another_level(heading: str) -> None:
+    text = f"FINDINGS:\nC4-5: Mild bulge.\n{heading}: Anterior fusion. Solid arthrodesis.\nC7-T1: Normal.\n"
+    assert segment_sentences(text, "cervical") == {"C4-C5": ["C4-5: Mild bulge."], "C7-T1": ["C7-T1: Normal."]}
+
+
+@pytest.mark.parametrize("bullet", ["\u2013", "\u2014", "\u2011", "\u25aa", "\u25cf"])
+def test_unicode_bullets_are_dropped(bullet: str) -> None:
+    text = f"FINDINGS:\n{bullet} C5-6: Mild bulge. No stenosis.\n{bullet} C6-7: Normal.\n"
+    assert segment_sentences(text, "cervical") == {
+        "C5-C6": ["C5-6: Mild bulge.", "No stenosis."],
+        "C6-C7": ["C6-7: Normal."],
+    }
