@@ -13,7 +13,9 @@ sized by ``ctx.profile`` (``CORPUS_PRESETS``) and ``--data-option`` keys ``repor
 
 Rows: a level is a row when it has at least one label. A labelled level whose text the
 segmenter cannot find keeps its row with ``text == ""`` (the labels are the annotator's
-word; a warning counts such rows, naming report ids only). A level with text but no label
+word; a warning counts such rows, naming report ids only). A report in which the segmenter
+finds no level at all gets a warning of its own, per report id, and its rows are not in
+that count. A level with text but no label
 is not a row. Splits are by report (all levels of a report in one split): the ``split``
 field when the data give one, else a seeded 70/15/15 split stratified by the report's worst
 canal stenosis, reproducible from ``ctx.seed``.
@@ -146,8 +148,16 @@ def _build(region: str, source: UserSource | GeneratorConfig, seed: int) -> dict
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     without_text: list[str] = []
     for report in reports:
-        level_rows = report_rows(report)
-        without_text += [report.report_id for row in level_rows if not row["text"]]
+        snippets = dict(segment(report.text, report.region))
+        level_rows = report_rows(report, snippets)
+        if not snippets:
+            log.warning(
+                "spine %s: report %s: no vertebral level found in its findings text; its %d labelled levels have "
+                "empty snippets (check the level spellings and the section headers)",
+                region, report.report_id, len(level_rows),
+            )  # fmt: skip
+        else:
+            without_text += [report.report_id for row in level_rows if not row["text"]]
         rows[splits[report.report_id]].extend(level_rows)
     if without_text:
         ids = sorted(set(without_text))
@@ -158,9 +168,9 @@ def _build(region: str, source: UserSource | GeneratorConfig, seed: int) -> dict
     return {split: _dataset(region, split, rows[split]) for split in SPLITS if rows[split]}
 
 
-def report_rows(report: Report) -> list[dict[str, Any]]:
-    """One row per labelled level of a report, in canonical level order."""
-    snippets = dict(segment(report.text, report.region))
+def report_rows(report: Report, snippets: Mapping[str, str]) -> list[dict[str, Any]]:
+    """One row per labelled level of a report, in canonical level order; ``snippets`` are the
+    report's level -> snippet from the segmenter."""
     out = []
     for level in REGION_LEVELS[report.region]:
         labels = report.labels.get(level, {})

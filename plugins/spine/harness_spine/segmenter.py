@@ -1,8 +1,8 @@
 """Report text -> one snippet per vertebral level, as in the paper's pipeline.
 
-Rules (in this order), applied to the FINDINGS section only (when the report has no
-FINDINGS header: to everything outside the other known sections; IMPRESSION, HISTORY,
-TECHNIQUE, COMPARISON, EXAM and similar are never findings):
+Rules (in this order), applied to the findings text (``sections.findings_text``: the
+FINDINGS sections, or without a FINDINGS header everything outside the other sections;
+IMPRESSION, HISTORY, TECHNIQUE, COMPARISON, EXAM and similar are never findings):
 
 1. The findings are cut into logical lines (a hard-wrapped line that continues a sentence
    is joined back), then into sentences (abbreviations such as "e.g." and list numbers do
@@ -30,24 +30,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from harness_spine.levels import REGION_LEVELS, find_levels, fold, level_spans, sort_levels, unreadable_levels
+from harness_spine.levels import REGION_LEVELS, find_levels, fold, sort_levels, unreadable_levels
+from harness_spine.sections import BULLET_RE, LABEL_RE, SENTENCE_ENDS, findings_text, starts_item
 
-_SECTION_NAMES = (
-    r"clinical history|history|clinical (?:information|indication|data)|indications?|reason for (?:exam|study)"
-    r"|technique|procedure|comparisons?|exam(?:ination)?|findings|impressions?|conclusions?|summary|opinion"
-)
-# A section header opens a line ("Findings:", "FINDINGS" alone) or, written in capitals,
-# follows the end of a sentence mid-line ("... normal. IMPRESSION: ...").
-_HEADER_RE = re.compile(
-    rf"(?im)^[ \t]*(?P<a>{_SECTION_NAMES})[ \t]*(?::|$)"
-    rf"|(?<=[.!?] )(?P<b>(?-i:FINDINGS|IMPRESSIONS?|CONCLUSIONS?|TECHNIQUE|COMPARISONS?|HISTORY|INDICATIONS?)):"
-)
-_FINDINGS = {"findings"}
-_CLOSING_RE = re.compile(r"impression|conclusion|summary|opinion")  # sections that run to the next header
-_LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z ,/&()'-]{0,40}:")
-_BULLET_RE = re.compile(
-    r"^\s*(?:[-*\u2022\u00b7\u25aa\u25e6\u2023\u25cb\u25cf\u25a0]|\d{1,2}[.)])\s+"
-)  # matched on folded text: any dash
+__all__ = ["findings_text", "logical_lines", "score_segmentation", "segment", "segment_sentences", "split_sentences"]
+
 _GENERAL_RE = re.compile(
     r"\b(?:alignment|lordosis|kyphosis|scoliosis|curvature|vertebral body heights|fractures?|marrow|craniocervical"
     r"|posterior fossa|paraspinal|soft tissues?|retroperitone\w*|sacroiliac|visuali[sz]ed|prevertebral|thyroid"
@@ -68,33 +55,6 @@ _ABBREVIATIONS = {"e.g", "i.e", "eg", "ie", "approx", "vs", "dr", "fig", "cf", "
 _SENTENCE_END_RE = re.compile(r"[.!?]\s+")
 
 
-def findings_text(text: str) -> str:
-    """The part of a report that holds findings (see the module docstring).
-
-    With a FINDINGS header: the body of every FINDINGS section (up to the next header).
-    Without one: everything but the other sections, where a short section (history,
-    technique, comparison, ...) ends at the next blank line and IMPRESSION/CONCLUSION at the
-    next header.
-    """
-    headers = [(m.start(), m.end(), (m.group("a") or m.group("b")).lower()) for m in _HEADER_RE.finditer(text)]
-    if not headers:
-        return text
-    ends = [h[0] for h in headers[1:]] + [len(text)]
-    if any(name in _FINDINGS for _, _, name in headers):
-        return "\n\n".join(
-            text[end:stop] for (_, end, name), stop in zip(headers, ends, strict=True) if name in _FINDINGS
-        )
-    kept, position = [], 0
-    for (start, end, name), stop in zip(headers, ends, strict=True):
-        kept.append(text[position:start])
-        if not _CLOSING_RE.match(name):
-            blank = re.compile(r"\n[ \t]*\n").search(text, end, stop)
-            stop = blank.start() if blank else stop
-        position = stop
-    kept.append(text[position:])
-    return "\n\n".join(kept)
-
-
 def logical_lines(text: str) -> list[list[str]]:
     """Paragraphs (split at blank lines) of logical lines (hard wraps joined back)."""
     paragraphs: list[list[str]] = []
@@ -106,7 +66,7 @@ def logical_lines(text: str) -> list[list[str]]:
                 paragraphs.append(current)
             current = []
             continue
-        if current and not current[-1].endswith((".", ":", "!", "?", ";")) and not _starts_item(line, current[-1]):
+        if current and not current[-1].endswith(SENTENCE_ENDS) and not starts_item(line, current[-1]):
             current[-1] += " " + line  # a hard-wrapped sentence
         else:
             current.append(line)
@@ -115,22 +75,9 @@ def logical_lines(text: str) -> list[list[str]]:
     return paragraphs
 
 
-def _starts_item(line: str, previous: str) -> bool:
-    """Whether a line after one without a full stop opens a new item rather than continuing
-    a wrapped sentence: a bullet, a "Label:" line, "C5-6:" / "C5-6 -", or a level-led line
-    after another level-led line (a list without full stops)."""
-    if _BULLET_RE.match(fold(line)) or _LABEL_RE.match(line):
-        return True
-    spans = level_spans(line[:24])
-    if not spans or spans[0][0] > 6:
-        return False
-    after = fold(line[spans[0][1] :]).lstrip()
-    return after[:1] in (":", "-") or any(start <= 6 for start, _, _ in level_spans(previous[:24]))
-
-
 def split_sentences(line: str) -> list[str]:
     """Sentences of one logical line; a leading bullet or list number is dropped."""
-    bullet = _BULLET_RE.match(fold(line))
+    bullet = BULLET_RE.match(fold(line))
     line = line[bullet.end() :] if bullet else line
     out: list[str] = []
     start = 0
@@ -169,7 +116,7 @@ def segment_sentences(text: str, region: str) -> dict[str, list[str]]:
                 elif _REMAINING_RE.search(sentence):
                     remaining.append(sentence)
                     targets = current = ()
-                elif (i == 0 and _LABEL_RE.match(sentence)) or _GENERAL_RE.search(sentence):
+                elif (i == 0 and LABEL_RE.match(sentence)) or _GENERAL_RE.search(sentence):
                     targets = current = ()
                 else:
                     targets = current
@@ -198,7 +145,7 @@ def segment(text: str, region: str) -> list[tuple[str, str]]:
 
 
 def _norm(sentence: str) -> str:
-    bullet = _BULLET_RE.match(fold(sentence))
+    bullet = BULLET_RE.match(fold(sentence))
     return " ".join(sentence[bullet.end() if bullet else 0 :].split())
 
 

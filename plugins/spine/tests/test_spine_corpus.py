@@ -107,6 +107,29 @@ def test_given_splits_and_labelled_levels_without_text(tmp_path: Path, caplog: p
         load_split("cervical", "dev", LoadContext(data_dir=only_train))
 
 
+def test_a_report_without_any_level_is_warned_about_apart_from_unmentioned_levels(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "Patient Jane Roe"
+    lost = f"HISTORY: Neck pain. {secret}\nFINDINGS: Degenerative changes, worst in the lower spine. {secret}\n"
+    records = [
+        {"report_id": "lost", "region": "cervical", "split": "train", "text": lost,
+         "labels": {"C5-C6": {"disc": "bulge"}, "C6-C7": {"disc": "none"}}},
+        {"report_id": "partial", "region": "cervical", "split": "train", "text": "FINDINGS:\nC5-6: Mild disc bulge.\n",
+         "labels": {"C5-C6": {"disc": "bulge"}, "C2-C3": {"disc": "none"}}},
+        {"report_id": "fine", "region": "cervical", "split": "dev", "text": "C5-6: Bulge.", "labels": {"C5-C6": {}}},
+        {"report_id": "fine2", "region": "cervical", "split": "test", "text": "C5-6: Bulge.", "labels": {"C5-C6": {}}},
+    ]  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        load_region("cervical", LoadContext(data_dir=_write(tmp_path / "r.jsonl", records)))
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(messages) == 2, messages
+    assert "report lost: no vertebral level found" in messages[0] and "partial" not in messages[0]
+    assert "1 labelled levels have no findings text" in messages[1] and "in reports partial" in messages[1]
+    assert "lost" not in messages[1]
+    assert secret not in caplog.text and "Degenerative" not in caplog.text
+
+
 @pytest.mark.parametrize(
     ("ctx", "message"),
     [

@@ -14,7 +14,8 @@ FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.json"))
 
 
 def _fixture(name: str) -> tuple[str, dict]:
-    return (FIXTURES / f"{name}.txt").read_text(encoding="utf-8"), json.loads((FIXTURES / f"{name}.json").read_text())
+    text = (FIXTURES / f"{name}.txt").read_bytes().decode("utf-8")  # line endings as written (CRLF kept)
+    return text, json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def _show(label: str, scores: dict[str, float]) -> None:
@@ -115,3 +116,54 @@ def test_unicode_bullets_are_dropped(bullet: str) -> None:
         "C5-C6": ["C5-6: Mild bulge.", "No stenosis."],
         "C6-C7": ["C6-7: Normal."],
     }
+
+
+ONE_LINE_SECTIONS = (
+    "HISTORY: Back pain.\nCOMPARISON: None.\nL3-4: Normal.\nL4-5: Disc bulge with mild canal stenosis.\n"
+    "L5-S1: Small protrusion.\nIMPRESSION: Mild degenerative change.\n"
+)
+
+
+def test_a_section_header_covers_only_its_own_line() -> None:
+    assert segment_sentences(ONE_LINE_SECTIONS, "lumbar") == {
+        "L3-L4": ["L3-4: Normal."],
+        "L4-L5": ["L4-5: Disc bulge with mild canal stenosis."],
+        "L5-S1": ["L5-S1: Small protrusion."],
+    }
+
+
+def test_a_header_alone_on_its_line_runs_to_a_blank_line_or_a_level() -> None:
+    text = (
+        "EXAM: MRI lumbar spine.\nHISTORY:\nBack pain at L4-5.\nL4-5: Bulge.\nCOMPARISON:\nMRI 2019, L5-S1.\n\n"
+        "L5-S1: Normal."
+    )
+    assert segment_sentences(text, "lumbar") == {"L4-L5": ["L4-5: Bulge."], "L5-S1": ["L5-S1: Normal."]}
+
+
+def test_a_hard_wrapped_header_line_stays_in_its_section() -> None:
+    text = "TECHNIQUE: Axial images from the L3-4 disc through the\nL5-S1 disc were obtained.\nL4-5: Bulge.\n"
+    assert "were obtained" not in findings_text(text)
+    assert segment_sentences(text, "lumbar") == {"L4-L5": ["L4-5: Bulge."]}
+
+
+def test_text_after_a_short_section_inside_the_findings_is_findings() -> None:
+    text = "FINDINGS:\nL3-4: Normal.\nComparison: MRI from 2019.\nL4-5: Bulge.\n\nIMPRESSION: Stenosis at L5-S1."
+    assert segment_sentences(text, "lumbar") == {"L3-L4": ["L3-4: Normal."], "L4-L5": ["L4-5: Bulge."]}
+
+
+@pytest.mark.parametrize("header", ["Impression", "IMPRESSION", "Conclusion", "Findings"])
+def test_a_capitalised_header_after_a_sentence_starts_a_section(header: str) -> None:
+    text = f"History: Pain at L3-4. Comparison: None. L4-5: Bulge. {header}: Stenosis at L5-S1."
+    got = segment_sentences(text, "lumbar")
+    if header == "Findings":
+        assert got == {"L5-S1": ["Stenosis at L5-S1."]}
+    else:
+        assert got == {"L4-L5": ["L4-5: Bulge."]}
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+def test_line_endings_do_not_change_the_segmentation(name: str, newline: str) -> None:
+    text, truth = _fixture(name)
+    text = text.replace("\r\n", "\n")
+    assert segment_sentences(text.replace("\n", newline), truth["region"]) == segment_sentences(text, truth["region"])
