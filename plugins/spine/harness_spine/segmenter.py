@@ -16,10 +16,17 @@ IMPRESSION, HISTORY, TECHNIQUE, COMPARISON, EXAM and similar are never findings)
    under a level the segmenter cannot read never goes to the level before it.
 4. "The remaining levels are unremarkable" (and variants) belongs to every level of the
    region that no findings sentence names, and clears the current levels.
-5. A line that opens with a non-level label ("Alignment:", "Cord:", "Disc levels:") or a
-   sentence on a whole-spine topic (alignment, lordosis, marrow, fracture, paraspinal soft
-   tissues, posterior fossa, visualized structures, ...) belongs to none and clears them.
-6. Any other sentence belongs to the current levels (none before the first level); a blank
+5. On a line that opens with a level heading ("C5-C6:", "- L4-5 -", "Level C3/4:",
+   "C4-5, 5-6 and 6-7:"), and in a sentence that says "at this level", mentions of other
+   anatomy do not end the level: the sentence belongs to the current levels.
+6. Elsewhere, a line that opens with a non-level label ("Alignment:", "Cord:", "Disc
+   levels:") or a sentence on a whole-spine topic belongs to none and clears them. Whole-spine
+   topics: alignment, lordosis, scoliosis, vertebral body heights, paraspinal and prevertebral
+   soft tissues, posterior fossa, retroperitoneum, visualized structures, the conus, ...; bone
+   (fracture, marrow) only when stated for the whole spine ("No fracture.", "Marrow signal
+   is normal.", "diffuse ..."), not a level's own bone ("Bilateral pars fractures are
+   present.", "endplate marrow edema", "Schmorl's node").
+7. Any other sentence belongs to the current levels (none before the first level); a blank
    line clears them.
 
 A snippet is its level's sentences joined by one space, in text order.
@@ -30,17 +37,37 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from harness_spine.levels import REGION_LEVELS, find_levels, fold, sort_levels, unreadable_levels
+from harness_spine.levels import REGION_LEVELS, find_levels, fold, level_spans, sort_levels, unreadable_levels
 from harness_spine.sections import BULLET_RE, LABEL_RE, SENTENCE_ENDS, findings_text, starts_item
 
 __all__ = ["findings_text", "logical_lines", "score_segmentation", "segment", "segment_sentences", "split_sentences"]
 
-_GENERAL_RE = re.compile(
-    r"\b(?:alignment|lordosis|kyphosis|scoliosis|curvature|vertebral body heights|fractures?|marrow|craniocervical"
-    r"|posterior fossa|paraspinal|soft tissues?|retroperitone\w*|sacroiliac|visuali[sz]ed|prevertebral|thyroid"
-    r"|conus)\b",
+# Whole-spine topics: anatomy other than the disc levels. Outside a level's heading line, a
+# sentence on one ends the current levels.
+_WHOLE_SPINE_RE = re.compile(
+    r"\b(?:alignment|lordosis|kyphosis|scoliosis|curvature|vertebral body heights|craniocervical|posterior fossa"
+    r"|paraspinal|soft tissues?|retroperitone\w*|sacroiliac|visuali[sz]ed|prevertebral|thyroid|conus)\b",
     re.IGNORECASE,
 )
+# Bone is a whole-spine topic only when stated for the whole spine ("No fracture.", "Marrow
+# signal is normal.", "diffuse marrow ..."), not for a level's own bone ("Bilateral pars
+# fractures are present.", "Modic endplate marrow edema").
+_BONE_RE = re.compile(r"\b(?:fractures?|fx|marrow)\b", re.IGNORECASE)
+_SPINE_WIDE_RE = re.compile(
+    r"\b(?:no|normal|unremarkable|maintained|preserved|intact|within normal limits|negative|diffuse(?:ly)?"
+    r"|throughout|elsewhere|multilevel)\b",
+    re.IGNORECASE,
+)
+_LEVEL_BONE_RE = re.compile(r"\b(?:end ?plates?|subchondral|pars|modic|schmorl\W?s?)\b", re.IGNORECASE)
+# "... at this level": about the current levels whatever else it names.
+_THIS_LEVEL_RE = re.compile(
+    r"\b(?:at|of|to|from) (?:this|these|the same|each|both) (?:disc )?(?:levels?|segments?|interspaces?)\b",
+    re.IGNORECASE,
+)
+# A heading: levels that open the sentence ("C5-C6:", "Level L4-5:", "C4-5, 5-6 and 6-7 -").
+_HEADING_LEAD_RE = re.compile(r"\s*(?:levels?\s+)?", re.IGNORECASE)
+_HEADING_GAP_RE = re.compile(r"\s*(?:,|,?\s*(?:and|or|&|through|thru|to))?\s*", re.IGNORECASE)
+_HEADING_TAIL_RE = re.compile(r"\s*(?:levels?|disc(?:\s+space)?|interspaces?)?\s*(?::|-(?:\s|$))", re.IGNORECASE)
 # Single vertebrae of the region's own letters (T is left out: "T2 hyperintense" is a sequence).
 _VERTEBRA_RE = {
     "cervical": re.compile(r"(?<![A-Za-z0-9/-])(C)(\d)(?![\d/-])", re.IGNORECASE),
@@ -101,22 +128,21 @@ def segment_sentences(text: str, region: str) -> dict[str, list[str]]:
     for paragraph in logical_lines(findings_text(text)):
         current: tuple[str, ...] = ()
         for line in paragraph:
-            for i, sentence in enumerate(split_sentences(line)):
+            sentences = split_sentences(line)
+            heading = bool(sentences) and _is_heading(sentences[0], region)
+            for i, sentence in enumerate(sentences):
                 named = find_levels(sentence, region)
                 ours = tuple(lv for lv in named if lv in vocabulary)
                 if ours and not _CONUS_RE.search(sentence):
                     targets = current = ours
-                elif (
-                    named
-                    or unreadable_levels(sentence)
-                    or _CONUS_RE.search(sentence)
-                    or _elsewhere(sentence, region, current)
-                ):
+                elif named or _elsewhere(sentence, region, current):
                     targets = current = ()
                 elif _REMAINING_RE.search(sentence):
                     remaining.append(sentence)
                     targets = current = ()
-                elif (i == 0 and LABEL_RE.match(sentence)) or _GENERAL_RE.search(sentence):
+                elif heading or _THIS_LEVEL_RE.search(sentence):
+                    targets = current
+                elif (i == 0 and LABEL_RE.match(sentence)) or _whole_spine(sentence):
                     targets = current = ()
                 else:
                     targets = current
@@ -127,6 +153,27 @@ def segment_sentences(text: str, region: str) -> dict[str, list[str]]:
         for level in unnamed:
             assigned.setdefault(level, []).append(sentence)
     return {lv: assigned[lv] for lv in sort_levels(assigned)}
+
+
+def _is_heading(sentence: str, region: str) -> bool:
+    """The sentence opens with a level heading: levels, then ":" or a dash."""
+    folded = fold(sentence)
+    spans = level_spans(folded, region)
+    if not spans or not _HEADING_LEAD_RE.fullmatch(folded, 0, spans[0][0]):
+        return False
+    end = spans[0][1]
+    for start, stop, _ in spans[1:]:
+        if not _HEADING_GAP_RE.fullmatch(folded, end, start):
+            break
+        end = stop
+    return bool(_HEADING_TAIL_RE.match(folded, end))
+
+
+def _whole_spine(sentence: str) -> bool:
+    """A sentence on a whole-spine topic (see ``_WHOLE_SPINE_RE`` and ``_BONE_RE``)."""
+    if _WHOLE_SPINE_RE.search(sentence):
+        return True
+    return bool(_BONE_RE.search(sentence) and _SPINE_WIDE_RE.search(sentence) and not _LEVEL_BONE_RE.search(sentence))
 
 
 def _elsewhere(sentence: str, region: str, current: tuple[str, ...]) -> bool:

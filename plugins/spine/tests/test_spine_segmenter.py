@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from harness_spine.generator import GeneratorConfig, generate
+from harness_spine.levels import find_levels
 from harness_spine.segmenter import findings_text, score_segmentation, segment, segment_sentences, split_sentences
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -167,3 +168,41 @@ def test_line_endings_do_not_change_the_segmentation(name: str, newline: str) ->
     text, truth = _fixture(name)
     text = text.replace("\r\n", "\n")
     assert segment_sentences(text.replace("\n", newline), truth["region"]) == segment_sentences(text, truth["region"])
+
+
+@pytest.mark.parametrize(
+    ("region", "line"),
+    [
+        ("lumbar", "L5-S1: Grade 1 anterolisthesis. Bilateral pars fractures are present. Severe bilateral neural "
+                   "foraminal narrowing. Mild canal stenosis."),
+        ("cervical", "C4-5: Slight retrolisthesis. Subchondral degenerative marrow signal change at the endplates. "
+                     "Moderate narrowing of the central canal. Mild right foraminal narrowing."),
+        ("cervical", "- C6/7: Disc osteophyte complex. Prevertebral soft tissue swelling. Scoliosis. No stenosis."),
+        ("lumbar", "Level L4-5: Bulge. Paraspinal muscle atrophy. Visualized facet effusions. Mild canal stenosis."),
+        ("lumbar", "L3-4 and L4-5: Modic type 1 marrow edema, no fracture. Alignment is normal here. Mild stenosis."),
+    ],
+)  # fmt: skip
+def test_other_anatomy_on_a_level_line_stays_with_the_level(region: str, line: str) -> None:
+    text = f"FINDINGS:\nAlignment: Normal.\n{line}\nParaspinal soft tissues: Unremarkable.\n"
+    got = segment_sentences(text, region)
+    sentences = split_sentences(line)
+    assert got == dict.fromkeys(find_levels(line, region), sentences)
+
+
+def test_a_level_s_own_bone_findings_in_prose_stay_with_the_level() -> None:
+    text = (
+        "FINDINGS: Alignment is normal. No acute fracture. At L4-5 there is a bulge. There is a Schmorl's node with "
+        "surrounding marrow edema. Bilateral pars fractures are present. There is a prevertebral osteophyte at this "
+        "level. Moderate canal stenosis. At L5-S1 there is a protrusion. No fracture. Bone marrow signal is otherwise "
+        "normal. The cord is normal."
+    )
+    assert segment_sentences(text, "lumbar") == {
+        "L4-L5": [
+            "At L4-5 there is a bulge.",
+            "There is a Schmorl's node with surrounding marrow edema.",
+            "Bilateral pars fractures are present.",
+            "There is a prevertebral osteophyte at this level.",
+            "Moderate canal stenosis.",
+        ],
+        "L5-S1": ["At L5-S1 there is a protrusion."],
+    }
