@@ -16,7 +16,7 @@ three kinds:
 
 The findings are the bodies of the FINDINGS sections; in a report without a FINDINGS header,
 everything that is in no section. Line endings are normalised first (CRLF, CR, and the other
-Unicode line separators all end a line).
+Unicode line separators all end a line), and byte-order marks (U+FEFF) are dropped.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ SENTENCE_ENDS = (".", ":", "!", "?", ";")  # a line ending so is not hard-wrappe
 
 
 def normalize_newlines(text: str) -> str:
-    """Every line break as ``"\\n"``."""
-    return _NEWLINE_RE.sub("\n", text)
+    """Every line break as ``"\\n"``, and no byte-order mark (U+FEFF: text read from a file
+    with one, as "utf-8" rather than "utf-8-sig")."""
+    return _NEWLINE_RE.sub("\n", text).replace("\ufeff", "")
 
 
 def findings_text(text: str) -> str:

@@ -17,12 +17,15 @@ One report per line::
   loader assigns a seeded split by report).
 * ``meta`` (optional): any JSON object, ignored (your own bookkeeping).
 
-Blank lines are allowed. Any other problem is a ``DataError`` naming the file, the line and
-the field. Errors and logs name report ids, never report text.
+The file is UTF-8 with LF or CRLF line ends; a byte-order mark at its start is accepted and
+dropped ("utf-8-sig", as for task cards), one at the start of a later line is an error. Blank
+lines are allowed. Any other problem is a ``DataError`` naming the file, the line and the
+field. Errors and logs name report ids, never report text.
 """
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import json
 import os
@@ -90,15 +93,13 @@ def read_reports(path: Path) -> list[Report]:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    raw = raw.removeprefix(codecs.BOM_UTF8)  # "utf-8-sig": a byte-order mark opening the file is dropped
     reports: list[Report] = []
     seen: dict[str, int] = {}
     split_lines: dict[bool, int] = {}
     for number, chunk in enumerate(raw.split(b"\n"), 1):
         line = _Line(path, number)
-        try:
-            text = chunk.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise line.error(None, f"not valid UTF-8 (byte {exc.start + 1} of the line)") from None
+        text = _decode(line, chunk)
         if not text.strip():
             continue
         report = _parse(line, text)
@@ -118,6 +119,22 @@ def read_reports(path: Path) -> list[Report]:
     if not reports:
         raise DataError(f"{path}: no reports (the file is empty)")
     return reports
+
+
+def _decode(line: _Line, chunk: bytes) -> str:
+    """One line as text: UTF-8, CRLF or LF line ends; a byte-order mark only opening the file."""
+    if chunk.startswith(codecs.BOM_UTF8):
+        raise line.error(
+            None,
+            "a byte-order mark (U+FEFF) starts this line, which is not the first: were files concatenated? "
+            "remove the mark (only the start of the file may have one)",
+        )
+    try:
+        return chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise line.error(
+            None, f"not valid UTF-8 (byte {exc.start + 1} of the line); save the file as UTF-8 (a BOM is allowed)"
+        ) from None
 
 
 def _parse(line: _Line, text: str) -> Report:

@@ -206,3 +206,8 @@ def test_a_level_s_own_bone_findings_in_prose_stay_with_the_level() -> None:
         ],
         "L5-S1": ["At L5-S1 there is a protrusion."],
     }
+
+
+def test_a_byte_order_mark_before_the_first_header_is_ignored() -> None:
+    text = "\ufeffHISTORY: Neck pain at C4-5.\nC5-6: Bulge.\n"
+    assert segment_sentences(text, "cervical") == {"C5-C6": ["C5-6: Bulge."]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 
@@ -127,3 +128,32 @@ def test_generated_corpus_round_trips_exactly(tmp_path: Path) -> None:
     assert write_reports(path, (s.report for s in corpus.reports)) == 80
     assert read_reports(path) == [s.report for s in corpus.reports]
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_a_byte_order_mark_is_accepted_and_stripped(tmp_path: Path) -> None:
+    path = tmp_path / "reports.jsonl"
+    path.write_bytes(codecs.BOM_UTF8 + GOOD.encode() + b"\r\n" + _line(report_id="r2").encode() + b"\r\n")
+    assert [r.report_id for r in read_reports(path)] == ["r0", "r2"]
+    path.write_bytes(codecs.BOM_UTF8)
+    with pytest.raises(DataError, match="no reports"):
+        read_reports(path)
+
+
+def test_a_byte_order_mark_inside_the_file_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "reports.jsonl"
+    path.write_bytes(GOOD.encode() + b"\n" + codecs.BOM_UTF8 + _line(report_id="r2").encode() + b"\n")
+    with pytest.raises(DataError) as info:
+        read_reports(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:2: a byte-order mark") and "concatenated" in message, message
+    assert "CANARY" not in message
+
+
+def test_invalid_utf8_says_where_and_how_to_fix(tmp_path: Path) -> None:
+    path = tmp_path / "reports.jsonl"
+    latin1 = _line(report_id="r2", text="cafe C5-6").encode().replace(b"cafe", b"caf\xe9")  # "é" as Latin-1
+    path.write_bytes(GOOD.encode() + b"\n" + latin1 + b"\n")
+    with pytest.raises(DataError) as info:
+        read_reports(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:2: not valid UTF-8") and "save the file as UTF-8" in message, message
