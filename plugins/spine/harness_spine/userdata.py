@@ -12,9 +12,12 @@ One report per line::
 * ``labels``: level -> pathology -> label. Levels may be spelled any way the segmenter
   understands ("C5-6", "C5/C6"); they must belong to the region. Pathologies and labels are
   those of ``schema.PATHOLOGIES`` for the region. A pathology left out (or ``null``) at a
-  level, and a level left out, are unannotated (masked with MISSING_LABEL).
+  level is unannotated there (masked with MISSING_LABEL); a level left out follows ``unlisted``.
 * ``split`` (optional): "train", "dev" or "test"; give it on every line or on none (then the
   loader assigns a seeded split by report).
+* ``unlisted`` (optional): what a level left out of ``labels`` means: "unannotated" (no row)
+  or "normal" (every pathology normal/none/absent there, a row when the segmenter finds text
+  for the level). Without it, ``--data-option unlisted=...`` decides (default "unannotated").
 * ``meta`` (optional): any JSON object, ignored (your own bookkeeping).
 
 The file is UTF-8 with LF or CRLF line ends; a byte-order mark at its start is accepted and
@@ -36,11 +39,11 @@ from typing import Any
 from harness.api import SPLITS
 from harness.errors import DataError
 from harness_spine.levels import REGION_LEVELS, REGIONS, normalize_level
-from harness_spine.reports import Report
+from harness_spine.reports import UNLISTED, Report
 from harness_spine.schema import SEVERITY, region_pathologies
 
 REPORTS_FILE = "reports.jsonl"
-FIELDS = ("report_id", "region", "text", "labels", "split", "meta")
+FIELDS = ("report_id", "region", "text", "labels", "split", "unlisted", "meta")
 REQUIRED = ("report_id", "region", "text", "labels")
 MAX_ID = 200
 
@@ -165,8 +168,12 @@ def _parse(line: _Line, text: str) -> Report:
         raise line.error("split", f"unknown split {_show(split)}; expected one of {', '.join(SPLITS)}")
     if "meta" in obj and not isinstance(obj["meta"], dict):
         raise line.error("meta", f"expected an object, got a {_type(obj['meta'])}")
+    unlisted = obj.get("unlisted")
+    if unlisted is not None and unlisted not in UNLISTED:
+        hint = _suggest(unlisted.lower(), UNLISTED) if isinstance(unlisted, str) else ""
+        raise line.error("unlisted", f"unknown value {_show(unlisted)}; expected one of {', '.join(UNLISTED)}{hint}")
     labels = _labels(line, region, obj["labels"])
-    return Report(report_id=report_id, region=region, text=obj["text"], labels=labels, split=split)
+    return Report(report_id=report_id, region=region, text=obj["text"], labels=labels, split=split, unlisted=unlisted)
 
 
 def _labels(line: _Line, region: str, value: Any) -> dict[str, dict[str, str]]:
@@ -223,6 +230,8 @@ def report_record(report: Report) -> dict[str, Any]:
     }
     if report.split is not None:
         record["split"] = report.split
+    if report.unlisted is not None:
+        record["unlisted"] = report.unlisted
     return record
 
 

@@ -77,6 +77,12 @@ BROKEN = {
         "field split: line 1 gives a split",
     ),
     "bad meta": ([_line(meta=CANARY)], 1, "field meta: expected an object, got a string"),
+    "bad unlisted": (
+        [_line(unlisted="Normal")],
+        1,
+        "field unlisted: unknown value 'Normal'; expected one of unannotated, normal; did you mean 'normal'?",
+    ),
+    "unlisted wrong type": ([_line(unlisted=True)], 1, "field unlisted: unknown value a boolean"),
 }
 
 
@@ -157,3 +163,13 @@ def test_invalid_utf8_says_where_and_how_to_fix(tmp_path: Path) -> None:
         read_reports(path)
     message = str(info.value)
     assert message.startswith(f"{path}:2: not valid UTF-8") and "save the file as UTF-8" in message, message
+
+
+def test_the_unlisted_field_is_read_and_written_back(tmp_path: Path) -> None:
+    path = tmp_path / "reports.jsonl"
+    path.write_text(_line(unlisted="normal") + "\n" + _line(report_id="r2", unlisted="unannotated") + "\n" + GOOD)
+    reports = read_reports(path)
+    assert [r.unlisted for r in reports] == ["normal", "unannotated", None]
+    write_reports(tmp_path / "again.jsonl", reports)
+    assert read_reports(tmp_path / "again.jsonl") == reports
+    assert '"unlisted"' not in (tmp_path / "again.jsonl").read_text(encoding="utf-8").splitlines()[2]
