@@ -47,6 +47,10 @@ def test_accuracy_on_hand_written_reports() -> None:
     assert scores["f1"] >= 0.9
 
 
+def test_the_windows_fixture_keeps_its_line_endings() -> None:
+    assert b"\r\n" in (FIXTURES / "crlf_tabs_cervical.txt").read_bytes()  # see fixtures/.gitattributes
+
+
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_fixture_levels_are_all_found(name: str) -> None:
     text, truth = _fixture(name)
