@@ -173,3 +173,9 @@ def test_the_unlisted_field_is_read_and_written_back(tmp_path: Path) -> None:
     write_reports(tmp_path / "again.jsonl", reports)
     assert read_reports(tmp_path / "again.jsonl") == reports
     assert '"unlisted"' not in (tmp_path / "again.jsonl").read_text(encoding="utf-8").splitlines()[2]
+
+
+def test_label_levels_are_read_by_the_segmenter_s_spelling_rules(tmp_path: Path) -> None:
+    path = tmp_path / "reports.jsonl"
+    path.write_text(_line(labels={"C5\u20116": {"disc": "bulge"}, "c6\u22127": {}}) + "\n", encoding="utf-8")
+    assert read_reports(path)[0].labels == {"C5-C6": {"disc": "bulge"}, "C6-C7": {}}
