@@ -7,13 +7,21 @@ holding the class index or ``MISSING_LABEL``. Every task of a region reads the s
 the same order (they share an ``input_group``), and the result is cached in-process, so the
 corpus is generated and segmented once for all of a region's tasks.
 
-Source: ``ctx.data_dir`` set -> the user's JSONL (``userdata.py``); else the synthetic corpus,
+Source: ``ctx.data_dir`` set -> the user's JSONL (``userdata.py``), read with the
+``--data-option`` key ``unlisted`` (``normal`` or ``unannotated``, the default: what a level left
+out of a report's labels means, unless the report says so itself); else the synthetic corpus,
 sized by ``ctx.profile`` (``CORPUS_PRESETS``) and ``--data-option`` keys ``reports``,
-``noise``, ``relatedness``, ``seed`` (also accepted as ``spine.reports`` etc.).
+``noise``, ``relatedness``, ``seed``. Keys are also accepted as ``spine.reports`` etc.
 
-Rows: a level is a row when it has at least one label. A labelled level whose text the
+Rows: a level is a row when it has at least one label. Under ``unlisted=normal`` a level left
+out of the labels is labelled normal (every pathology at its first label) and is a row only
+when the segmenter finds text for it (its own sentences, or "the remaining levels are
+unremarkable"): a level the report does not mention has nothing to classify, so it is left out
+and counted in one log line, never made an empty-text row. A labelled level whose text the
 segmenter cannot find keeps its row with ``text == ""`` (the labels are the annotator's
-word; a warning counts such rows, naming report ids only). A level with text but no label
+word; a warning counts such rows, naming report ids only). A report in which the segmenter
+finds no level at all gets a warning of its own, per report id, and its rows are not in
+that count. A level with text but no label
 is not a row. Splits are by report (all levels of a report in one split): the ``split``
 field when the data give one, else a seeded 70/15/15 split stratified by the report's worst
 canal stenosis, reproducible from ``ctx.seed``.
@@ -37,7 +45,7 @@ from harness.errors import ConfigError, DataError
 from harness_spine import userdata
 from harness_spine.generator import Corpus, GeneratorConfig, generate
 from harness_spine.levels import REGION_LEVELS
-from harness_spine.reports import Report
+from harness_spine.reports import UNLISTED, Report
 from harness_spine.schema import region_pathologies
 from harness_spine.segmenter import segment
 
@@ -52,7 +60,9 @@ CORPUS_PRESETS: dict[str, dict[str, Any]] = {
     "default": {"reports": 150, "noise": 0.05, "relatedness": 0.8},  # sized for the 15-minute main job
 }
 SPLIT_FRACTIONS = {"train": 0.7, "dev": 0.15, "test": 0.15}
-OPTIONS = {"reports": int, "noise": float, "relatedness": float, "seed": int}
+OPTIONS: dict[str, type] = {"reports": int, "noise": float, "relatedness": float, "seed": int, "unlisted": str}
+CHOICES = {"unlisted": UNLISTED}  # options with a fixed set of values
+USER_DATA_OPTIONS = frozenset({"unlisted"})  # the others size the synthetic corpus
 OPTION_PREFIX = "spine."
 
 
@@ -61,20 +71,28 @@ class UserSource:
     path: str
     mtime_ns: int  # part of the cache key: an edited file is read again
     size: int
+    unlisted: str = UNLISTED[0]  # default meaning of a level left out of a report's labels
 
 
 def corpus_source(ctx: LoadContext) -> UserSource | GeneratorConfig:
     """Where the region's reports come from, as a hashable cache key (options validated)."""
     options = spine_options(ctx.options)
     if ctx.data_dir is not None:
-        if options:
+        synthetic = sorted(set(options) - USER_DATA_OPTIONS)
+        if synthetic:
             raise ConfigError(
-                f"--data-option {', '.join(sorted(options))} only applies to the synthetic spine corpus; "
+                f"--data-option {', '.join(synthetic)} only applies to the synthetic spine corpus; "
                 "remove it or drop --data"
             )
         path = userdata.resolve(Path(ctx.data_dir))
         stat = path.stat()
-        return UserSource(str(path), stat.st_mtime_ns, stat.st_size)
+        return UserSource(str(path), stat.st_mtime_ns, stat.st_size, options.get("unlisted", UNLISTED[0]))
+    user_only = sorted(set(options) & USER_DATA_OPTIONS)
+    if user_only:
+        raise ConfigError(
+            f"--data-option {', '.join(user_only)} only applies to --data (your annotated reports); "
+            "remove it or give --data"
+        )
     if ctx.profile not in CORPUS_PRESETS:
         raise ConfigError(
             f"the spine corpus has no size for profile {ctx.profile!r}; known: {', '.join(CORPUS_PRESETS)}"
@@ -95,6 +113,10 @@ def spine_options(options: Mapping[str, str]) -> dict[str, Any]:
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise ConfigError(f"unknown spine data option {raw!r}{hint} (known: {', '.join(OPTIONS)})")
             continue
+        if key in CHOICES and value not in CHOICES[key]:
+            close = difflib.get_close_matches(value.lower(), CHOICES[key], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"data option {raw}={value!r}: expected one of {', '.join(CHOICES[key])}{hint}")
         try:
             out[key] = OPTIONS[key](value)
         except (TypeError, ValueError):
@@ -143,11 +165,26 @@ def _generate(config: GeneratorConfig) -> Corpus:
 def _build(region: str, source: UserSource | GeneratorConfig, seed: int) -> dict[str, datasets.Dataset]:
     reports = region_reports(region, source)
     splits = assign_splits(reports, region, seed)
+    default = source.unlisted if isinstance(source, UserSource) else UNLISTED[0]
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     without_text: list[str] = []
+    unlisted_without_text: list[str] = []
     for report in reports:
-        level_rows = report_rows(report)
-        without_text += [report.report_id for row in level_rows if not row["text"]]
+        snippets = dict(segment(report.text, report.region))
+        unlisted = report.unlisted or default
+        level_rows = report_rows(report, snippets, unlisted)
+        if unlisted == "normal" and snippets:
+            unlisted_without_text += [
+                report.report_id for lv in REGION_LEVELS[region] if lv not in report.labels and lv not in snippets
+            ]
+        if not snippets:
+            log.warning(
+                "spine %s: report %s: no vertebral level found in its findings text; its %d labelled levels have "
+                "empty snippets (check the level spellings and the section headers)",
+                region, report.report_id, len(level_rows),
+            )  # fmt: skip
+        else:
+            without_text += [report.report_id for row in level_rows if not row["text"]]
         rows[splits[report.report_id]].extend(level_rows)
     if without_text:
         ids = sorted(set(without_text))
@@ -155,19 +192,33 @@ def _build(region: str, source: UserSource | GeneratorConfig, seed: int) -> dict
             "spine %s: %d labelled levels have no findings text (empty snippet), in reports %s%s",
             region, len(without_text), ", ".join(ids[:5]), " ..." if len(ids) > 5 else "",
         )  # fmt: skip
+    if unlisted_without_text:
+        ids = sorted(set(unlisted_without_text))
+        log.info(
+            "spine %s: %d unlisted levels (taken as normal) have no findings text and are left out (no row), "
+            "in reports %s%s",
+            region, len(unlisted_without_text), ", ".join(ids[:5]), " ..." if len(ids) > 5 else "",
+        )  # fmt: skip
     return {split: _dataset(region, split, rows[split]) for split in SPLITS if rows[split]}
 
 
-def report_rows(report: Report) -> list[dict[str, Any]]:
-    """One row per labelled level of a report, in canonical level order."""
-    snippets = dict(segment(report.text, report.region))
+def report_rows(report: Report, snippets: Mapping[str, str], unlisted: str = UNLISTED[0]) -> list[dict[str, Any]]:
+    """One row per labelled level of a report, in canonical level order; ``snippets`` are the
+    report's level -> snippet from the segmenter. With ``unlisted="normal"``, a level absent
+    from the labels is labelled normal when it has a snippet (see the module docstring)."""
+    pathologies = region_pathologies(report.region)
     out = []
     for level in REGION_LEVELS[report.region]:
-        labels = report.labels.get(level, {})
+        if level in report.labels:
+            labels = report.labels[level]
+        elif unlisted == "normal" and snippets.get(level):
+            labels = {p.name: p.labels[0] for p in pathologies}
+        else:
+            continue
         if not labels:
             continue
         row: dict[str, Any] = {"text": snippets.get(level, ""), "report_id": report.report_id, "level": level}
-        for p in region_pathologies(report.region):
+        for p in pathologies:
             row[p.name] = p.labels.index(labels[p.name]) if p.name in labels else MISSING_LABEL
         out.append(row)
     return out

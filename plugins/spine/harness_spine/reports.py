@@ -14,6 +14,9 @@ class Report:
     from ``labels`` is unannotated; a pathology absent at a level is unannotated there (both
     become ``MISSING_LABEL``). ``split`` is "train", "dev", "test" or None (assigned later).
     ``text`` is protected health information in real data: never log it or put it in errors.
+    ``unlisted`` says what a level absent from ``labels`` means: "unannotated" (no row) or
+    "normal" (every pathology at its first label, when the report has text for the level);
+    None leaves it to the loader (``--data-option unlisted``, default "unannotated").
     """
 
     report_id: str
@@ -21,3 +24,8 @@ class Report:
     text: str = field(repr=False)  # kept out of reprs, tracebacks and assertion messages
     labels: Mapping[str, Mapping[str, str]]
     split: str | None = None
+    unlisted: str | None = None  # one of UNLISTED, or None
+
+
+#: What a level left out of a report's labels means (user data, ``unlisted``); the first is the default.
+UNLISTED = ("unannotated", "normal")

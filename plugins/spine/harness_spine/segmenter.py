@@ -1,24 +1,32 @@
 """Report text -> one snippet per vertebral level, as in the paper's pipeline.
 
-Rules (in this order), applied to the FINDINGS section only (when the report has no
-FINDINGS header: to everything outside the other known sections; IMPRESSION, HISTORY,
-TECHNIQUE, COMPARISON, EXAM and similar are never findings):
+Rules (in this order), applied to the findings text (``sections.findings_text``: the
+FINDINGS sections, or without a FINDINGS header everything outside the other sections;
+IMPRESSION, HISTORY, TECHNIQUE, COMPARISON, EXAM and similar are never findings):
 
 1. The findings are cut into logical lines (a hard-wrapped line that continues a sentence
    is joined back), then into sentences (abbreviations such as "e.g." and list numbers do
    not end a sentence; leading bullets are dropped).
-2. A sentence that names levels of the report's region ("C5-C6", "c5-6", "C5/C6",
-   "C4-C5 and C5-C6", "C3-C4 through C5-C6", "L4 on L5") belongs to each of them, and they
-   become the *current* levels.
-3. A sentence that names only other levels (T1-T2 in a cervical report), or a vertebra
-   outside the current levels ("hemangioma in the L3 vertebral body" after L5-S1), or the
-   conus, belongs to none and clears the current levels.
+2. A sentence that names levels of the report's region ("C5-C6", "c5-6", "C5/C6", "C5‑6"
+   with any Unicode dash, "C4-C5 and C5-C6", "C4-5, 5-6 and 6-7", "C3-C4 through C5-C6",
+   "L4 on L5"; see ``levels``) belongs to each of them, and they become the *current* levels.
+3. A sentence that names only other levels (T1-T2 in a cervical report), an unreadable level
+   ("C5-7", "L5-L6"), a vertebra outside the current levels ("hemangioma in the L3 vertebral
+   body" after L5-S1), or the conus, belongs to none and clears the current levels: text
+   under a level the segmenter cannot read never goes to the level before it.
 4. "The remaining levels are unremarkable" (and variants) belongs to every level of the
    region that no findings sentence names, and clears the current levels.
-5. A line that opens with a non-level label ("Alignment:", "Cord:", "Disc levels:") or a
-   sentence on a whole-spine topic (alignment, lordosis, marrow, fracture, paraspinal soft
-   tissues, posterior fossa, visualized structures, ...) belongs to none and clears them.
-6. Any other sentence belongs to the current levels (none before the first level); a blank
+5. On a line that opens with a level heading ("C5-C6:", "- L4-5 -", "Level C3/4:",
+   "C4-5, 5-6 and 6-7:"), and in a sentence that says "at this level", mentions of other
+   anatomy do not end the level: the sentence belongs to the current levels.
+6. Elsewhere, a line that opens with a non-level label ("Alignment:", "Cord:", "Disc
+   levels:") or a sentence on a whole-spine topic belongs to none and clears them. Whole-spine
+   topics: alignment, lordosis, scoliosis, vertebral body heights, paraspinal and prevertebral
+   soft tissues, posterior fossa, retroperitoneum, visualized structures, the conus, ...; bone
+   (fracture, marrow) only when stated for the whole spine ("No fracture.", "Marrow signal
+   is normal.", "diffuse ..."), not a level's own bone ("Bilateral pars fractures are
+   present.", "endplate marrow edema", "Schmorl's node").
+7. Any other sentence belongs to the current levels (none before the first level); a blank
    line clears them.
 
 A snippet is its level's sentences joined by one space, in text order.
@@ -29,32 +37,41 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from harness_spine.levels import REGION_LEVELS, find_levels, level_spans, sort_levels
+from harness_spine.levels import REGION_LEVELS, find_levels, fold, level_spans, sort_levels, unreadable_levels
+from harness_spine.sections import BULLET_RE, LABEL_RE, SENTENCE_ENDS, findings_text, starts_item
 
-_SECTION_NAMES = (
-    r"clinical history|history|clinical (?:information|indication|data)|indications?|reason for (?:exam|study)"
-    r"|technique|procedure|comparisons?|exam(?:ination)?|findings|impressions?|conclusions?|summary|opinion"
-)
-# A section header opens a line ("Findings:", "FINDINGS" alone) or, written in capitals,
-# follows the end of a sentence mid-line ("... normal. IMPRESSION: ...").
-_HEADER_RE = re.compile(
-    rf"(?im)^[ \t]*(?P<a>{_SECTION_NAMES})[ \t]*(?::|$)"
-    rf"|(?<=[.!?] )(?P<b>(?-i:FINDINGS|IMPRESSIONS?|CONCLUSIONS?|TECHNIQUE|COMPARISONS?|HISTORY|INDICATIONS?)):"
-)
-_FINDINGS = {"findings"}
-_CLOSING_RE = re.compile(r"impression|conclusion|summary|opinion")  # sections that run to the next header
-_LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z ,/&()'-]{0,40}:")
-_BULLET_RE = re.compile(r"^\s*(?:[-*•·]|\d{1,2}[.)])\s+")
-_GENERAL_RE = re.compile(
-    r"\b(?:alignment|lordosis|kyphosis|scoliosis|curvature|vertebral body heights|fractures?|marrow|craniocervical"
-    r"|posterior fossa|paraspinal|soft tissues?|retroperitone\w*|sacroiliac|visuali[sz]ed|prevertebral|thyroid"
-    r"|conus)\b",
+__all__ = ["findings_text", "logical_lines", "score_segmentation", "segment", "segment_sentences", "split_sentences"]
+
+# Whole-spine topics: anatomy other than the disc levels. Outside a level's heading line, a
+# sentence on one ends the current levels.
+_WHOLE_SPINE_RE = re.compile(
+    r"\b(?:alignment|lordosis|kyphosis|scoliosis|curvature|vertebral body heights|craniocervical|posterior fossa"
+    r"|paraspinal|soft tissues?|retroperitone\w*|sacroiliac|visuali[sz]ed|prevertebral|thyroid|conus)\b",
     re.IGNORECASE,
 )
+# Bone is a whole-spine topic only when stated for the whole spine ("No fracture.", "Marrow
+# signal is normal.", "diffuse marrow ..."), not for a level's own bone ("Bilateral pars
+# fractures are present.", "Modic endplate marrow edema").
+_BONE_RE = re.compile(r"\b(?:fractures?|fx|marrow)\b", re.IGNORECASE)
+_SPINE_WIDE_RE = re.compile(
+    r"\b(?:no|normal|unremarkable|maintained|preserved|intact|within normal limits|negative|diffuse(?:ly)?"
+    r"|throughout|elsewhere|multilevel)\b",
+    re.IGNORECASE,
+)
+_LEVEL_BONE_RE = re.compile(r"\b(?:end ?plates?|subchondral|pars|modic|schmorl\W?s?)\b", re.IGNORECASE)
+# "... at this level": about the current levels whatever else it names.
+_THIS_LEVEL_RE = re.compile(
+    r"\b(?:at|of|to|from) (?:this|these|the same|each|both) (?:disc )?(?:levels?|segments?|interspaces?)\b",
+    re.IGNORECASE,
+)
+# A heading: levels that open the sentence ("C5-C6:", "Level L4-5:", "C4-5, 5-6 and 6-7 -").
+_HEADING_LEAD_RE = re.compile(r"\s*(?:levels?\s+)?", re.IGNORECASE)
+_HEADING_GAP_RE = re.compile(r"\s*(?:,|,?\s*(?:and|or|&|through|thru|to))?\s*", re.IGNORECASE)
+_HEADING_TAIL_RE = re.compile(r"\s*(?:levels?|disc(?:\s+space)?|interspaces?)?\s*(?::|-(?:\s|$))", re.IGNORECASE)
 # Single vertebrae of the region's own letters (T is left out: "T2 hyperintense" is a sequence).
 _VERTEBRA_RE = {
-    "cervical": re.compile(r"(?<![A-Za-z0-9/-])(C)(\d)(?![\d/–-])", re.IGNORECASE),
-    "lumbar": re.compile(r"(?<![A-Za-z0-9/-])([LS])(\d)(?![\d/–-])", re.IGNORECASE),
+    "cervical": re.compile(r"(?<![A-Za-z0-9/-])(C)(\d)(?![\d/-])", re.IGNORECASE),
+    "lumbar": re.compile(r"(?<![A-Za-z0-9/-])([LS])(\d)(?![\d/-])", re.IGNORECASE),
 }
 _CONUS_RE = re.compile(r"\bconus\b", re.IGNORECASE)
 _REMAINING_RE = re.compile(
@@ -63,33 +80,6 @@ _REMAINING_RE = re.compile(
 )
 _ABBREVIATIONS = {"e.g", "i.e", "eg", "ie", "approx", "vs", "dr", "fig", "cf", "mr", "ms", "mrs", "incl"}
 _SENTENCE_END_RE = re.compile(r"[.!?]\s+")
-
-
-def findings_text(text: str) -> str:
-    """The part of a report that holds findings (see the module docstring).
-
-    With a FINDINGS header: the body of every FINDINGS section (up to the next header).
-    Without one: everything but the other sections, where a short section (history,
-    technique, comparison, ...) ends at the next blank line and IMPRESSION/CONCLUSION at the
-    next header.
-    """
-    headers = [(m.start(), m.end(), (m.group("a") or m.group("b")).lower()) for m in _HEADER_RE.finditer(text)]
-    if not headers:
-        return text
-    ends = [h[0] for h in headers[1:]] + [len(text)]
-    if any(name in _FINDINGS for _, _, name in headers):
-        return "\n\n".join(
-            text[end:stop] for (_, end, name), stop in zip(headers, ends, strict=True) if name in _FINDINGS
-        )
-    kept, position = [], 0
-    for (start, end, name), stop in zip(headers, ends, strict=True):
-        kept.append(text[position:start])
-        if not _CLOSING_RE.match(name):
-            blank = re.compile(r"\n[ \t]*\n").search(text, end, stop)
-            stop = blank.start() if blank else stop
-        position = stop
-    kept.append(text[position:])
-    return "\n\n".join(kept)
 
 
 def logical_lines(text: str) -> list[list[str]]:
@@ -103,7 +93,7 @@ def logical_lines(text: str) -> list[list[str]]:
                 paragraphs.append(current)
             current = []
             continue
-        if current and not current[-1].endswith((".", ":", "!", "?", ";")) and not _starts_item(line, current[-1]):
+        if current and not current[-1].endswith(SENTENCE_ENDS) and not starts_item(line, current[-1]):
             current[-1] += " " + line  # a hard-wrapped sentence
         else:
             current.append(line)
@@ -112,22 +102,10 @@ def logical_lines(text: str) -> list[list[str]]:
     return paragraphs
 
 
-def _starts_item(line: str, previous: str) -> bool:
-    """Whether a line after one without a full stop opens a new item rather than continuing
-    a wrapped sentence: a bullet, a "Label:" line, "C5-6:" / "C5-6 -", or a level-led line
-    after another level-led line (a list without full stops)."""
-    if _BULLET_RE.match(line) or _LABEL_RE.match(line):
-        return True
-    spans = level_spans(line[:24])
-    if not spans or spans[0][0] > 6:
-        return False
-    after = line[spans[0][1] :].lstrip()
-    return after[:1] in (":", "-", "–") or any(start <= 6 for start, _, _ in level_spans(previous[:24]))
-
-
 def split_sentences(line: str) -> list[str]:
     """Sentences of one logical line; a leading bullet or list number is dropped."""
-    line = _BULLET_RE.sub("", line, count=1)
+    bullet = BULLET_RE.match(fold(line))
+    line = line[bullet.end() :] if bullet else line
     out: list[str] = []
     start = 0
     for m in _SENTENCE_END_RE.finditer(line):
@@ -150,17 +128,21 @@ def segment_sentences(text: str, region: str) -> dict[str, list[str]]:
     for paragraph in logical_lines(findings_text(text)):
         current: tuple[str, ...] = ()
         for line in paragraph:
-            for i, sentence in enumerate(split_sentences(line)):
+            sentences = split_sentences(line)
+            heading = bool(sentences) and _is_heading(sentences[0], region)
+            for i, sentence in enumerate(sentences):
                 named = find_levels(sentence, region)
                 ours = tuple(lv for lv in named if lv in vocabulary)
                 if ours and not _CONUS_RE.search(sentence):
                     targets = current = ours
-                elif named or _CONUS_RE.search(sentence) or _elsewhere(sentence, region, current):
+                elif named or _elsewhere(sentence, region, current):
                     targets = current = ()
                 elif _REMAINING_RE.search(sentence):
                     remaining.append(sentence)
                     targets = current = ()
-                elif (i == 0 and _LABEL_RE.match(sentence)) or _GENERAL_RE.search(sentence):
+                elif heading or _THIS_LEVEL_RE.search(sentence):
+                    targets = current
+                elif (i == 0 and LABEL_RE.match(sentence)) or _whole_spine(sentence):
                     targets = current = ()
                 else:
                     targets = current
@@ -173,10 +155,33 @@ def segment_sentences(text: str, region: str) -> dict[str, list[str]]:
     return {lv: assigned[lv] for lv in sort_levels(assigned)}
 
 
+def _is_heading(sentence: str, region: str) -> bool:
+    """The sentence opens with a level heading: levels, then ":" or a dash."""
+    folded = fold(sentence)
+    spans = level_spans(folded, region)
+    if not spans or not _HEADING_LEAD_RE.fullmatch(folded, 0, spans[0][0]):
+        return False
+    end = spans[0][1]
+    for start, stop, _ in spans[1:]:
+        if not _HEADING_GAP_RE.fullmatch(folded, end, start):
+            break
+        end = stop
+    return bool(_HEADING_TAIL_RE.match(folded, end))
+
+
+def _whole_spine(sentence: str) -> bool:
+    """A sentence on a whole-spine topic (see ``_WHOLE_SPINE_RE`` and ``_BONE_RE``)."""
+    if _WHOLE_SPINE_RE.search(sentence):
+        return True
+    return bool(_BONE_RE.search(sentence) and _SPINE_WIDE_RE.search(sentence) and not _LEVEL_BONE_RE.search(sentence))
+
+
 def _elsewhere(sentence: str, region: str, current: tuple[str, ...]) -> bool:
-    """The sentence names a vertebra of the region ("the L3 vertebral body") that is in none
-    of the current levels: it is about another place."""
-    mentioned = {f"{m.group(1).upper()}{int(m.group(2))}" for m in _VERTEBRA_RE[region].finditer(sentence)}
+    """The sentence is about another place: an unreadable level ("C5-7"), the conus, or a
+    vertebra of the region ("the L3 vertebral body") that is in none of the current levels."""
+    if unreadable_levels(sentence) or _CONUS_RE.search(sentence):
+        return True
+    mentioned = {f"{m.group(1).upper()}{int(m.group(2))}" for m in _VERTEBRA_RE[region].finditer(fold(sentence))}
     here = {v for level in current for v in level.split("-")}
     return bool(mentioned - here)
 
@@ -187,7 +192,8 @@ def segment(text: str, region: str) -> list[tuple[str, str]]:
 
 
 def _norm(sentence: str) -> str:
-    return " ".join(_BULLET_RE.sub("", sentence, count=1).split())
+    bullet = BULLET_RE.match(fold(sentence))
+    return " ".join(sentence[bullet.end() if bullet else 0 :].split())
 
 
 def score_segmentation(

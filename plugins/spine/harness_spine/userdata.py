@@ -12,17 +12,23 @@ One report per line::
 * ``labels``: level -> pathology -> label. Levels may be spelled any way the segmenter
   understands ("C5-6", "C5/C6"); they must belong to the region. Pathologies and labels are
   those of ``schema.PATHOLOGIES`` for the region. A pathology left out (or ``null``) at a
-  level, and a level left out, are unannotated (masked with MISSING_LABEL).
+  level is unannotated there (masked with MISSING_LABEL); a level left out follows ``unlisted``.
 * ``split`` (optional): "train", "dev" or "test"; give it on every line or on none (then the
   loader assigns a seeded split by report).
+* ``unlisted`` (optional): what a level left out of ``labels`` means: "unannotated" (no row)
+  or "normal" (every pathology normal/none/absent there, a row when the segmenter finds text
+  for the level). Without it, ``--data-option unlisted=...`` decides (default "unannotated").
 * ``meta`` (optional): any JSON object, ignored (your own bookkeeping).
 
-Blank lines are allowed. Any other problem is a ``DataError`` naming the file, the line and
-the field. Errors and logs name report ids, never report text.
+The file is UTF-8 with LF or CRLF line ends; a byte-order mark at its start is accepted and
+dropped ("utf-8-sig", as for task cards), one at the start of a later line is an error. Blank
+lines are allowed. Any other problem is a ``DataError`` naming the file, the line and the
+field. Errors and logs name report ids, never report text.
 """
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import json
 import os
@@ -33,11 +39,11 @@ from typing import Any
 from harness.api import SPLITS
 from harness.errors import DataError
 from harness_spine.levels import REGION_LEVELS, REGIONS, normalize_level
-from harness_spine.reports import Report
+from harness_spine.reports import UNLISTED, Report
 from harness_spine.schema import SEVERITY, region_pathologies
 
 REPORTS_FILE = "reports.jsonl"
-FIELDS = ("report_id", "region", "text", "labels", "split", "meta")
+FIELDS = ("report_id", "region", "text", "labels", "split", "unlisted", "meta")
 REQUIRED = ("report_id", "region", "text", "labels")
 MAX_ID = 200
 
@@ -90,15 +96,13 @@ def read_reports(path: Path) -> list[Report]:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    raw = raw.removeprefix(codecs.BOM_UTF8)  # "utf-8-sig": a byte-order mark opening the file is dropped
     reports: list[Report] = []
     seen: dict[str, int] = {}
     split_lines: dict[bool, int] = {}
     for number, chunk in enumerate(raw.split(b"\n"), 1):
         line = _Line(path, number)
-        try:
-            text = chunk.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise line.error(None, f"not valid UTF-8 (byte {exc.start + 1} of the line)") from None
+        text = _decode(line, chunk)
         if not text.strip():
             continue
         report = _parse(line, text)
@@ -118,6 +122,22 @@ def read_reports(path: Path) -> list[Report]:
     if not reports:
         raise DataError(f"{path}: no reports (the file is empty)")
     return reports
+
+
+def _decode(line: _Line, chunk: bytes) -> str:
+    """One line as text: UTF-8, CRLF or LF line ends; a byte-order mark only opening the file."""
+    if chunk.startswith(codecs.BOM_UTF8):
+        raise line.error(
+            None,
+            "a byte-order mark (U+FEFF) starts this line, which is not the first: were files concatenated? "
+            "remove the mark (only the start of the file may have one)",
+        )
+    try:
+        return chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise line.error(
+            None, f"not valid UTF-8 (byte {exc.start + 1} of the line); save the file as UTF-8 (a BOM is allowed)"
+        ) from None
 
 
 def _parse(line: _Line, text: str) -> Report:
@@ -148,8 +168,12 @@ def _parse(line: _Line, text: str) -> Report:
         raise line.error("split", f"unknown split {_show(split)}; expected one of {', '.join(SPLITS)}")
     if "meta" in obj and not isinstance(obj["meta"], dict):
         raise line.error("meta", f"expected an object, got a {_type(obj['meta'])}")
+    unlisted = obj.get("unlisted")
+    if unlisted is not None and unlisted not in UNLISTED:
+        hint = _suggest(unlisted.lower(), UNLISTED) if isinstance(unlisted, str) else ""
+        raise line.error("unlisted", f"unknown value {_show(unlisted)}; expected one of {', '.join(UNLISTED)}{hint}")
     labels = _labels(line, region, obj["labels"])
-    return Report(report_id=report_id, region=region, text=obj["text"], labels=labels, split=split)
+    return Report(report_id=report_id, region=region, text=obj["text"], labels=labels, split=split, unlisted=unlisted)
 
 
 def _labels(line: _Line, region: str, value: Any) -> dict[str, dict[str, str]]:
@@ -206,6 +230,8 @@ def report_record(report: Report) -> dict[str, Any]:
     }
     if report.split is not None:
         record["split"] = report.split
+    if report.unlisted is not None:
+        record["unlisted"] = report.unlisted
     return record
 
 

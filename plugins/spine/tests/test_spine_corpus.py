@@ -107,6 +107,81 @@ def test_given_splits_and_labelled_levels_without_text(tmp_path: Path, caplog: p
         load_split("cervical", "dev", LoadContext(data_dir=only_train))
 
 
+def test_a_report_without_any_level_is_warned_about_apart_from_unmentioned_levels(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "Patient Jane Roe"
+    lost = f"HISTORY: Neck pain. {secret}\nFINDINGS: Degenerative changes, worst in the lower spine. {secret}\n"
+    records = [
+        {"report_id": "lost", "region": "cervical", "split": "train", "text": lost,
+         "labels": {"C5-C6": {"disc": "bulge"}, "C6-C7": {"disc": "none"}}},
+        {"report_id": "partial", "region": "cervical", "split": "train", "text": "FINDINGS:\nC5-6: Mild disc bulge.\n",
+         "labels": {"C5-C6": {"disc": "bulge"}, "C2-C3": {"disc": "none"}}},
+        {"report_id": "fine", "region": "cervical", "split": "dev", "text": "C5-6: Bulge.", "labels": {"C5-C6": {}}},
+        {"report_id": "fine2", "region": "cervical", "split": "test", "text": "C5-6: Bulge.", "labels": {"C5-C6": {}}},
+    ]  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        load_region("cervical", LoadContext(data_dir=_write(tmp_path / "r.jsonl", records)))
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(messages) == 2, messages
+    assert "report lost: no vertebral level found" in messages[0] and "partial" not in messages[0]
+    assert "1 labelled levels have no findings text" in messages[1] and "in reports partial" in messages[1]
+    assert "lost" not in messages[1]
+    assert secret not in caplog.text and "Degenerative" not in caplog.text
+
+
+UNLISTED_TEXT = "FINDINGS:\nL2-3: Normal.\nL3-4: Mild bulge.\nL4-5: Moderate canal stenosis.\nL5-S1: Normal.\n"
+# L1-L2 is not mentioned
+
+
+def _unlisted_records(**extra) -> list[dict]:
+    return [
+        {"report_id": f"r{i}", "region": "lumbar", "split": split, "text": UNLISTED_TEXT,
+         "labels": {"L3-L4": {"disc": "bulge"}, "L4-L5": {"canal_stenosis": "moderate"}}, **extra}
+        for i, split in enumerate(["train", "dev", "test"])
+    ]  # fmt: skip
+
+
+def test_unlisted_levels_are_unannotated_by_default(tmp_path: Path) -> None:
+    train = load_region("lumbar", LoadContext(data_dir=_write(tmp_path / "r.jsonl", _unlisted_records())))["train"]
+    assert train["level"] == ["L3-L4", "L4-L5"]
+
+
+def test_unlisted_normal_labels_every_unlisted_level_with_text_normal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _write(tmp_path / "r.jsonl", _unlisted_records())
+    with caplog.at_level(logging.INFO):
+        train = load_region("lumbar", LoadContext(data_dir=path, options={"unlisted": "normal"}))["train"]
+    assert train["level"] == ["L2-L3", "L3-L4", "L4-L5", "L5-S1"]  # L1-L2 has no text: no row
+    assert train["text"][0] == "L2-3: Normal." and all(train["text"])
+    names = [p.name for p in region_pathologies("lumbar")]
+    for name in names:  # unlisted levels: every pathology normal; listed ones as given
+        assert train[name][0] == train[name][3] == 0
+    assert train["disc"][1] == 1 and train["canal_stenosis"][1] == MISSING_LABEL
+    assert "3 unlisted levels (taken as normal) have no findings text" in caplog.text and "r0" in caplog.text
+    assert "Moderate" not in caplog.text
+
+
+def test_the_unlisted_field_overrides_the_option_per_report(tmp_path: Path) -> None:
+    records = _unlisted_records(unlisted="normal")
+    records[0]["unlisted"] = "unannotated"
+    splits = load_region("lumbar", LoadContext(data_dir=_write(tmp_path / "r.jsonl", records)))
+    assert splits["train"]["level"] == ["L3-L4", "L4-L5"]
+    assert splits["dev"]["level"] == ["L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    again = load_region("lumbar", LoadContext(data_dir=tmp_path / "r.jsonl", options={"spine.unlisted": "normal"}))
+    assert again["train"]["level"] == ["L3-L4", "L4-L5"]
+
+
+def test_unlisted_normal_is_consistent_with_the_remaining_levels_sentence(tmp_path: Path) -> None:
+    text = "FINDINGS:\nL4-5: Moderate canal stenosis.\nThe remaining levels are unremarkable.\n"
+    records = [{**r, "text": text, "labels": {"L4-L5": {"canal_stenosis": "moderate"}}} for r in _unlisted_records()]
+    train = load_region("lumbar", LoadContext(data_dir=_write(tmp_path / "r.jsonl", records),
+                                              options={"unlisted": "normal"}))["train"]  # fmt: skip
+    assert train["level"] == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    assert train["text"][0] == "The remaining levels are unremarkable." and train["canal_stenosis"] == [0, 0, 0, 2, 0]
+
+
 @pytest.mark.parametrize(
     ("ctx", "message"),
     [
@@ -119,6 +194,12 @@ def test_given_splits_and_labelled_levels_without_text(tmp_path: Path, caplog: p
         ),
         (LoadContext(options={"report": "5"}), "did you mean 'reports'"),
         (LoadContext(data_dir=Path("."), options={"noise": "0.1"}), "only applies to the synthetic"),
+        (LoadContext(options={"unlisted": "normal"}), "unlisted only applies to --data"),
+        (
+            LoadContext(data_dir=Path("."), options={"unlisted": "norml"}),
+            "data option unlisted='norml': expected one of unannotated, normal; did you mean 'normal'",
+        ),
+        (LoadContext(data_dir=Path("."), options={"spine.unlisteed": "normal"}), "did you mean 'unlisted'"),
     ],
 )
 def test_bad_options_are_config_errors(ctx: LoadContext, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 
@@ -76,6 +77,12 @@ BROKEN = {
         "field split: line 1 gives a split",
     ),
     "bad meta": ([_line(meta=CANARY)], 1, "field meta: expected an object, got a string"),
+    "bad unlisted": (
+        [_line(unlisted="Normal")],
+        1,
+        "field unlisted: unknown value 'Normal'; expected one of unannotated, normal; did you mean 'normal'?",
+    ),
+    "unlisted wrong type": ([_line(unlisted=True)], 1, "field unlisted: unknown value a boolean"),
 }
 
 
@@ -127,3 +134,48 @@ def test_generated_corpus_round_trips_exactly(tmp_path: Path) -> None:
     assert write_reports(path, (s.report for s in corpus.reports)) == 80
     assert read_reports(path) == [s.report for s in corpus.reports]
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_a_byte_order_mark_is_accepted_and_stripped(tmp_path: Path) -> None:
+    path = tmp_path / "reports.jsonl"
+    path.write_bytes(codecs.BOM_UTF8 + GOOD.encode() + b"\r\n" + _line(report_id="r2").encode() + b"\r\n")
+    assert [r.report_id for r in read_reports(path)] == ["r0", "r2"]
+    path.write_bytes(codecs.BOM_UTF8)
+    with pytest.raises(DataError, match="no reports"):
+        read_reports(path)
+
+
+def test_a_byte_order_mark_inside_the_file_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "reports.jsonl"
+    path.write_bytes(GOOD.encode() + b"\n" + codecs.BOM_UTF8 + _line(report_id="r2").encode() + b"\n")
+    with pytest.raises(DataError) as info:
+        read_reports(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:2: a byte-order mark") and "concatenated" in message, message
+    assert "CANARY" not in message
+
+
+def test_invalid_utf8_says_where_and_how_to_fix(tmp_path: Path) -> None:
+    path = tmp_path / "reports.jsonl"
+    latin1 = _line(report_id="r2", text="cafe C5-6").encode().replace(b"cafe", b"caf\xe9")  # "é" as Latin-1
+    path.write_bytes(GOOD.encode() + b"\n" + latin1 + b"\n")
+    with pytest.raises(DataError) as info:
+        read_reports(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:2: not valid UTF-8") and "save the file as UTF-8" in message, message
+
+
+def test_the_unlisted_field_is_read_and_written_back(tmp_path: Path) -> None:
+    path = tmp_path / "reports.jsonl"
+    path.write_text(_line(unlisted="normal") + "\n" + _line(report_id="r2", unlisted="unannotated") + "\n" + GOOD)
+    reports = read_reports(path)
+    assert [r.unlisted for r in reports] == ["normal", "unannotated", None]
+    write_reports(tmp_path / "again.jsonl", reports)
+    assert read_reports(tmp_path / "again.jsonl") == reports
+    assert '"unlisted"' not in (tmp_path / "again.jsonl").read_text(encoding="utf-8").splitlines()[2]
+
+
+def test_label_levels_are_read_by_the_segmenter_s_spelling_rules(tmp_path: Path) -> None:
+    path = tmp_path / "reports.jsonl"
+    path.write_text(_line(labels={"C5\u20116": {"disc": "bulge"}, "c6\u22127": {}}) + "\n", encoding="utf-8")
+    assert read_reports(path)[0].labels == {"C5-C6": {"disc": "bulge"}, "C6-C7": {}}
