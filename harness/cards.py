@@ -185,12 +185,9 @@ def load_card(path: Path) -> TaskSpec:
 
 
 def _read_toml(path: Path, where: str) -> dict[str, Any]:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise TaskSpecError(f"{where}: cannot read task card: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise TaskSpecError(f"{where}: invalid TOML: the file is not UTF-8") from None
+    from harness.textfile import read_text
+
+    text = read_text(path, TaskSpecError, where)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
