@@ -9,6 +9,7 @@ no cache files, safe when several ranks compute at once. ``metric_fn(name)`` giv
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -43,10 +44,12 @@ def _compute(name: str, predictions: np.ndarray, references: np.ndarray) -> floa
         if len(set(references.tolist()) | set(predictions.tolist())) < 2:
             return 1.0  # one class everywhere: perfect agreement, kappa undefined
         return float(skm.cohen_kappa_score(references, predictions, weights="quadratic"))
-    if name == "pearson":
-        return _finite(stats.pearsonr(predictions, references)[0])
-    if name == "spearman":
-        return _finite(stats.spearmanr(predictions, references)[0])
+    if name in ("pearson", "spearman"):
+        correlation = stats.pearsonr if name == "pearson" else stats.spearmanr
+        with warnings.catch_warnings():
+            # constant input: the correlation is undefined and scored 0 below, by design; no warning
+            warnings.simplefilter("ignore", stats.ConstantInputWarning)
+            return _finite(correlation(predictions, references)[0])
     if name == "mse":
         return float(np.mean((predictions - references) ** 2))
     raise KeyError(name)
