@@ -140,7 +140,11 @@ class Card:
 
 
 def load_cards(directory: Path) -> list[TaskSpec]:
-    """Every ``*.toml`` card in ``directory``, sorted by file name; task names must be unique."""
+    """Every ``*.toml`` card in ``directory``, sorted by file name; task names must be unique.
+
+    Public (``from harness import load_cards``): a plugin that ships cards registers these specs
+    from its ``register_tasks``. Raises ``TaskSpecError`` naming the card file and key.
+    """
     directory = Path(directory)
     files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
     if not files:

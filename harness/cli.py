@@ -1,7 +1,8 @@
 """The ``harness`` command line: a thin shell over the plugin manager.
 
 Every sub-command, the core's own included, is added through the ``register_commands``
-hook. Library errors (``HarnessError``) become one line on stderr and a non-zero exit.
+hook: the core's first, then each plugin's, plugins in name order. Library errors
+(``HarnessError``) become one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import __version__
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.plugins import PluginManager
 
 
 def common_options(parser: argparse.ArgumentParser) -> None:
@@ -33,13 +38,22 @@ def common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
-def build_parser(manager: object) -> argparse.ArgumentParser:
+def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
+    """The ``harness`` parser: each plugin's ``register_commands`` in ``manager.names()`` order.
+
+    A plugin whose ``register_commands`` raises fails alone: the commands it added are removed.
+    """
     parser = argparse.ArgumentParser(
         prog="harness", description="Should these tasks share one model? Train STL and MTL, measure the gap."
     )
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    manager.hook.register_commands(subparsers=subparsers)  # type: ignore[attr-defined]
+    for name, fn in manager.impls("register_commands"):
+        choices, listed = dict(subparsers.choices), list(subparsers._choices_actions)
+        if not manager.call(name, "register_commands", fn, subparsers=subparsers):
+            subparsers.choices.clear()  # drop what the failing plugin added before it raised
+            subparsers.choices.update(choices)
+            subparsers._choices_actions[:] = listed
     _add_common_options(subparsers)
     return parser
 
@@ -78,12 +92,12 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(early.verbose, _is_main_rank())
     try:
-        extra = []
+        extra: list[tuple[str, object]] = []
         if early.tasks_dir is not None:
-            from harness.taskdir import TaskDirPlugin
+            from harness.taskdir import TaskDirPlugin, plugin_name
 
-            extra.append((f"tasks-dir:{early.tasks_dir}", TaskDirPlugin(early.tasks_dir)))
-        manager = new_manager(load=early.plugin, extra=extra)
+            extra.append((plugin_name(early.tasks_dir), TaskDirPlugin(early.tasks_dir)))
+        manager = new_manager(load=[*early.plugin, *(name for name, _ in extra)], extra=extra)
         parser = build_parser(manager)
         args = parser.parse_args(argv)
         if getattr(args, "func", None) is None:

@@ -35,13 +35,18 @@ def emit_json(data: Any) -> None:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    """Every plugin with its status; registration hooks are called, so a plugin failing in one shows as failed."""
+    from harness.plugins import build_registries
+
     manager = args.manager
+    build_registries(manager, require_wanted=False)
     rows = [
         {"name": n, "version": manager.versions.get(n, "unknown"), "status": "loaded", "hooks": manager.hooks_of(n)}
         for n in manager.names()
     ]
     rows += [
-        {"name": n, "version": None, "status": "failed", "error": e, "hooks": []} for n, e in manager.failed.items()
+        {"name": n, "version": manager.versions.get(n), "status": "failed", "error": e, "hooks": []}
+        for n, e in sorted(manager.failed.items())
     ]
     rows += [
         {"name": n, "version": None, "status": "not loaded (auto-loading disabled)", "hooks": []}
@@ -66,6 +71,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _split_sizes(task: Any, ctx: Any) -> dict[str, Any]:
+    """Rows per split, or ``{"error": one line}`` (loaders are guarded: any failure is a HarnessError)."""
     from harness.data import load_split
 
     sizes: dict[str, Any] = {}
@@ -78,13 +84,11 @@ def _split_sizes(task: Any, ctx: Any) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from harness.commands.run import load_context
+    from harness.commands.run import load_context, task_owners
     from harness.plugins import build_registries
 
     registries = build_registries(args.manager)
-    plugins = set(args.plugin)
-    if args.tasks_dir is not None:
-        plugins.add(f"tasks-dir:{args.tasks_dir}")
+    plugins = task_owners(args)
     ctx = load_context(args.data, args.data_option, seed=0, profile="default")
     tasks = []
     for entry in registries.tasks:
@@ -112,6 +116,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "metrics": others(registries.metrics),
         "groupers": others(registries.groupers),
         "predictors": others(registries.predictors),
+        "failed_plugins": [{"name": n, "error": e} for n, e in sorted(registries.failed.items())],
     }
     if args.json:
         emit_json(listing)
@@ -124,10 +129,13 @@ def _extra(value: Any) -> dict[str, Any]:
     out = {"description": getattr(value, "description", "")}
     if hasattr(value, "higher_is_better"):
         out["higher_is_better"] = value.higher_is_better
+    if hasattr(value, "problem_types"):
+        out["problem_types"] = [str(p) for p in value.problem_types]
     return out
 
 
 def _print_listing(listing: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from harness.console import console
@@ -150,7 +158,10 @@ def _print_listing(listing: dict[str, Any]) -> None:
         splits = t["splits"] if isinstance(t["splits"], dict) else {}
         errors = [e["error"] for e in splits.values() if isinstance(e, dict)]
         if errors:
-            console.print(f"[yellow]{t['name']} unavailable:[/] {errors[0]}", soft_wrap=True)
+            console.print(f"[yellow]{escape(t['name'])} unavailable:[/] {escape(errors[0])}", soft_wrap=True)
+    for failure in listing["failed_plugins"]:  # one line per plugin that failed: its tasks are not listed
+        what = escape(f"plugin {failure['name']!r} failed to load:")
+        console.print(f"[yellow]{what}[/] {escape(failure['error'])}", soft_wrap=True)
 
 
 def cmd_show(args: argparse.Namespace) -> int:

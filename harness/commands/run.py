@@ -43,13 +43,20 @@ def load_context(data: Path | None, options: list[str], seed: int, profile: str)
     return LoadContext(data_dir=data, seed=seed, profile=profile, options=parsed)
 
 
+def task_owners(args: argparse.Namespace) -> set[str]:
+    """The plugins whose tasks a command selects: ``--plugin`` names and the ``--tasks-dir`` cards."""
+    from harness.taskdir import plugin_name
+
+    return set(args.plugin) | ({plugin_name(args.tasks_dir)} if args.tasks_dir else set())
+
+
 def select_tasks(args: argparse.Namespace, registries: Any) -> list[str]:
     if args.tasks:
         names = [t.strip() for t in args.tasks.split(",") if t.strip()]
         for name in names:
             registries.tasks.get(name)  # unknown name: error with the known ones and a did-you-mean
         return names
-    owners = set(args.plugin) | ({f"tasks-dir:{args.tasks_dir}"} if args.tasks_dir else set())
+    owners = task_owners(args)
     if not owners:
         raise ConfigError("name the tasks: --plugin NAME (all its tasks) or --tasks a,b,...")
     names = [e.name for e in registries.tasks if e.plugin in owners]
