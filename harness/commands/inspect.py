@@ -30,6 +30,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
 
 
 def emit_json(data: Any) -> None:
+    """Machine-readable output on stdout (a closed pipe is handled by ``harness.cli.main``)."""
     json.dump(data, sys.stdout, indent=1)
     sys.stdout.write("\n")
 
@@ -57,16 +58,17 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         emit_json(rows)
         return 0
     from rich.table import Table
+    from rich.text import Text
 
-    from harness.console import console
+    from harness.console import print_table
 
     table = Table(title="harness plugins", title_justify="left")
     for column in ("plugin", "version", "status", "hooks"):
         table.add_column(column)
     for row in rows:
         status = row["status"] + (f": {row['error']}" if "error" in row else "")
-        table.add_row(row["name"], row["version"] or "-", status, ", ".join(row["hooks"]))
-    console.print(table)
+        table.add_row(Text(row["name"]), Text(row["version"] or "-"), Text(status), Text(", ".join(row["hooks"])))
+    print_table(table)
     return 0
 
 
@@ -137,11 +139,12 @@ def _extra(value: Any) -> dict[str, Any]:
 def _print_listing(listing: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
-    from harness.console import console
+    from harness.console import console, print_table
 
     table = Table(title="tasks", title_justify="left")
-    for column in ("task", "plugin", "problem type", "labels", "metrics", "splits"):
+    for column in ("task", "plugin", "problem type", "labels", "metrics", "input group", "splits"):
         table.add_column(column)
     for t in listing["tasks"]:
         splits = t["splits"]
@@ -150,10 +153,11 @@ def _print_listing(listing: dict[str, Any]) -> None:
         else:
             splits = ", ".join(splits)
         labels = ", ".join(t["labels"]) or "(regression)"
-        table.add_row(t["name"], t["plugin"], t["problem_type"], labels, ", ".join(t["metrics"]), splits)
-    console.print(table)
+        cells = (t["name"], t["plugin"], t["problem_type"], labels, ", ".join(t["metrics"]), t["input_group"] or "-")
+        table.add_row(*(Text(c) for c in (*cells, splits)))
+    print_table(table)
     for kind in ("metrics", "groupers", "predictors"):
-        console.print(f"[bold]{kind}:[/] " + ", ".join(e["name"] for e in listing[kind]))
+        console.print(f"[bold]{kind}:[/] " + escape(", ".join(e["name"] for e in listing[kind])))
     for t in listing["tasks"]:  # one line per task whose data cannot be loaded: its first error
         splits = t["splits"] if isinstance(t["splits"], dict) else {}
         errors = [e["error"] for e in splits.values() if isinstance(e, dict)]
@@ -165,8 +169,11 @@ def _print_listing(listing: dict[str, Any]) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from harness.console import console
+    from rich.markup import escape
+
+    from harness.console import print_table
     from harness.report import results_table
+    from harness.textfile import read_text
 
     run_dir: Path = args.run_dir
     if not (run_dir / "config.json").exists():
@@ -178,9 +185,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"{run_dir}: run not finished ({done} job(s) done); continue it with `harness run ... "
             f"--output {run_dir} --resume`"
         )
-    results = json.loads(results_file.read_text())
+    try:
+        results = json.loads(read_text(results_file, RunError))
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{results_file}: not valid JSON ({exc}); restore the file or rerun the run") from None
     if args.json:
         emit_json(results)
     else:
-        console.print(results_table(results, title=f"{run_dir}: MTL - STL gap per task"))
+        print_table(results_table(results, title=f"{escape(str(run_dir))}: MTL - STL gap per task"))
     return 0

@@ -78,7 +78,7 @@ def _output_dir(args: argparse.Namespace, acc: Any) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import config as configs
-    from harness.console import console
+    from harness.console import console, print_table
     from harness.experiment import make_accelerator, make_plan, needs_unused_parameters, run_experiment
     from harness.plugins import build_registries
     from harness.report import results_table
@@ -111,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     results = run_experiment(cfg, args.manager, registries, plan, ctx, acc, run_dir, args.resume, run_info)
     if acc.is_main_process:
-        console.print(results_table(results))
+        print_table(results_table(results))
         console.print(f"run directory: {run_dir} ({time.perf_counter() - start:.0f}s)")
         if args.json:
             from harness.commands.inspect import emit_json
