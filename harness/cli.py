@@ -2,7 +2,9 @@
 
 Every sub-command, the core's own included, is added through the ``register_commands``
 hook: the core's first, then each plugin's, plugins in name order. Library errors
-(``HarnessError``) become one line on stderr and a non-zero exit.
+(``HarnessError``) become one line on stderr and a non-zero exit. Output cut off by a closed
+pipe (``harness list --json | head -1``) ends the command quietly with exit code 141
+(128 + SIGPIPE), the status a shell reports for other tools stopped that way.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ def common_options(parser: argparse.ArgumentParser) -> None:
         help="allow the Hugging Face hub (hub model ids, --data-option source=hub); offline otherwise",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+#: Exit code after output was cut off by a closed pipe: 128 + SIGPIPE, as a shell reports for other tools.
+BROKEN_PIPE_EXIT = 141
 
 
 def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
@@ -87,10 +93,25 @@ def main(argv: list[str] | None = None) -> int:
     # harness draws its own progress (rich on a terminal, plain lines otherwise); silence tqdm bars
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from harness.console import console, setup_logging
-    from harness.plugins import new_manager
+    from harness.console import setup_logging
 
     setup_logging(early.verbose, _is_main_rank())
+    try:
+        try:
+            return _run(argv, early)
+        finally:  # a command may end with SystemExit too
+            sys.stdout.flush()  # here, so that a closed pipe is caught below and not at interpreter exit
+    except BrokenPipeError:
+        _silence_closed_pipe()
+        return BROKEN_PIPE_EXIT
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(argv: list[str], early: argparse.Namespace) -> int:
+    from harness.console import console
+    from harness.plugins import new_manager
+
     try:
         extra: list[tuple[str, object]] = []
         if early.tasks_dir is not None:
@@ -111,5 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         if _is_main_rank():
             console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+
+
+def _silence_closed_pipe() -> None:
+    """Point stdout and stderr at /dev/null: Python's own flush at exit must not hit the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):  # a stream without a file descriptor (captured in tests)
+            pass

@@ -13,8 +13,14 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit with 1 here; harness.cli.main ends every closed pipe alike (exit 141)
+        raise BrokenPipeError
+
+
 # Off a terminal (CI logs, pipes) keep lines long instead of wrapping at 80 columns.
-console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+console = _Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def print_table(table: Table) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 
 from harness.cli import main
-from tests.conftest import GLUE_DIR
+from tests.conftest import GLUE_DIR, subprocess_env
 
 BOX_DRAWING = {chr(c) for c in range(0x2500, 0x2580)}
 
@@ -65,6 +67,31 @@ def test_unknown_sub_command_and_option_exit_non_zero(capsys):
         main(["trian"])
     assert err.value.code == 2
     assert main([]) == 2  # no command: usage
+
+
+@pytest.mark.parametrize("argv", [["plugins", "--json"], ["list", "--no-sizes", "--json"]])
+def test_output_into_a_closed_pipe_ends_quietly(argv, tmp_path):
+    """`harness ... | head -1`: the reader is gone before harness writes (closed here before it starts)."""
+    with open(tmp_path / "stderr", "wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", *argv], stdout=subprocess.PIPE, stderr=stderr, env=subprocess_env()
+        )
+        proc.stdout.close()
+        code = proc.wait(timeout=120)
+    assert (tmp_path / "stderr").read_text() == ""
+    assert code == 141  # 128 + SIGPIPE, as a shell reports for other tools
+
+
+def test_human_output_into_a_closed_pipe_ends_quietly():
+    """`harness plugins 2>&1 | head -1`: the table goes to stderr, which is the closed pipe."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "plugins"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=subprocess_env(),
+    )
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 141
 
 
 def test_tables_off_a_terminal_are_plain_aligned_lines(capsys, monkeypatch):
