@@ -318,6 +318,12 @@ def test_core_commands_come_first_in_help_then_plugins_in_name_order(monkeypatch
     assert listed == ["plugins", "list", "show", "run", "aaa", "spine"]
 
 
+def test_run_help_lists_the_profiles(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "--profile {smoke,default}" in capsys.readouterr().out
+
+
 def _entry_points(*pairs: tuple[str, str]):
     return lambda: [importlib.metadata.EntryPoint(name, value, "harness") for name, value in pairs]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import LoadContext
+from harness.config import PROFILES
 from harness.errors import ConfigError
 
 log = logging.getLogger("harness")
@@ -19,7 +20,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--tasks", help="comma-separated task names (default: every task of the --plugin plugins)")
     p.add_argument("--group", help="comma-separated MTL group (default: all selected tasks)")
     p.add_argument("--model", help="preset (minilm, tiny), local model folder, or hub id (with --online)")
-    p.add_argument("--profile", default="default", help="smoke (tiny model, small slice) or default")
+    p.add_argument(
+        "--profile",
+        default="default",
+        choices=tuple(PROFILES),
+        help="smoke: tiny model, small slice; default: MiniLM (default: %(default)s)",
+    )
     p.add_argument("--seeds", type=int, help="number of seeds (seed, seed+1, ...)")
     p.add_argument("--output", type=Path, help="run directory (default: runs/<plugin>-<timestamp>)")
     p.add_argument("--config", type=Path, help="TOML file of config keys")
