@@ -14,12 +14,14 @@ from harness.api import (
     TaskSpec,
     hookimpl,
 )
-from harness.errors import HarnessError
+from harness.cards import load_cards
+from harness.errors import DataError, HarnessError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MISSING_LABEL",
+    "DataError",
     "Grouper",
     "HarnessError",
     "LoadContext",
@@ -30,4 +32,5 @@ __all__ = [
     "TaskSpec",
     "__version__",
     "hookimpl",
+    "load_cards",
 ]

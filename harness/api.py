@@ -1,8 +1,9 @@
 """The public plugin API: what third-party plugins import.
 
 These names are stable: ``hookimpl``, ``TaskSpec``, ``ProblemType``, ``LoadContext``,
-``Metric``, ``Grouper``, ``Predictor``, ``MISSING_LABEL`` and the ``Register`` callback type.
-Import them from ``harness`` (re-exported there) or from ``harness.api``.
+``Metric``, ``Grouper``, ``Predictor``, ``MISSING_LABEL``, the ``Register`` callback type and
+``DataError``, the error a loader raises for bad or missing data. Import them from ``harness``
+(re-exported there, with ``HarnessError`` and ``load_cards``) or from ``harness.api``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import TaskSpecError
+from harness.errors import DataError, HarnessError, PluginError, TaskSpecError
 from harness.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MISSING_LABEL",
     "SPLITS",
+    "DataError",
     "Grouper",
     "LoadContext",
     "Loader",
@@ -54,12 +56,13 @@ class ProblemType(StrEnum):
     REGRESSION = "regression"  # one output + MSE; label = float
 
     @classmethod
-    def parse(cls, value: str | ProblemType, where: str) -> ProblemType:
+    def parse(cls, value: str | ProblemType, where: str, error: type[HarnessError] = TaskSpecError) -> ProblemType:
+        """``value`` as a ProblemType; ``error`` naming ``where`` and the known values if it is none."""
         try:
             return cls(value)
         except ValueError:
             known = ", ".join(p.value for p in cls)
-            raise TaskSpecError(f"{where}: unknown problem_type {value!r}; use one of: {known}") from None
+            raise error(f"{where}: unknown problem_type {value!r}; use one of: {known}") from None
 
 
 @dataclass(frozen=True)
@@ -143,13 +146,28 @@ class Metric:
     """A metric: ``fn(predictions, references) -> float`` over numpy arrays.
 
     Predictions are class indices (single-label), 0/1 matrices (multi-label) or floats
-    (regression); rows with missing labels are removed before the call.
+    (regression); rows with missing labels are removed before the call. ``problem_types`` are
+    the problem types ``fn`` can score (every type unless given): a task naming a metric that
+    cannot score its problem type is refused when plugins load, not after training.
     """
 
     name: str
     fn: Callable[[Any, Any], float]
     higher_is_better: bool = True
     description: str = ""
+    problem_types: tuple[ProblemType | str, ...] = tuple(ProblemType)
+
+    def __post_init__(self) -> None:
+        where = f"metric {self.name!r}"
+        types = self.problem_types
+        if isinstance(types, str) or not isinstance(types, Sequence) or not types:
+            raise PluginError(f"{where}: problem_types must be a non-empty list of problem types, got {types!r}")
+        parsed = tuple(dict.fromkeys(ProblemType.parse(t, where, PluginError) for t in types))
+        object.__setattr__(self, "problem_types", parsed)
+
+    def supports(self, problem_type: ProblemType | str) -> bool:
+        """Whether ``fn`` can score predictions of ``problem_type``."""
+        return ProblemType(problem_type) in self.problem_types
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from harness.api import MISSING_LABEL, LoadContext, ProblemType
 from harness.cards import DIALECTS, LABEL, Card, Pairs, SplitFile, _display
 from harness.errors import DataError
+from harness.textfile import open_text, read_text
 
 if TYPE_CHECKING:
     import datasets
@@ -93,6 +94,7 @@ def _load_file(card: Card, split: str, file: Path, mtime_ns: int) -> datasets.Da
 def _read(card: Card, spec: SplitFile, file: Path) -> datasets.Dataset:
     import datasets
 
+    read_text(file, DataError, _display(file))  # the one text rule: UTF-8, a byte-order mark allowed
     try:
         with _quiet():
             if card.format == "jsonl":
@@ -115,14 +117,41 @@ def _read(card: Card, spec: SplitFile, file: Path) -> datasets.Dataset:
         raise DataError(f"{_display(file)}: cannot be read as {card.format}: {_reason(exc)}") from None
 
 
-def _csv_reader(f: Any, fmt: str) -> Any:
-    # The same dialect as the pandas reader: tsv is read with quoting off.
-    return csv.reader(f, delimiter=DIALECTS[fmt][0], quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
+def _records(file: Path, fmt: str) -> Iterator[tuple[int, Any]]:
+    """(first line, record) of every record the data reader sees, skipping lines it skips.
+
+    tsv/csv records are ``csv`` rows in the reader's dialect (tsv: quoting off); a record whose
+    text is only spaces and tabs other than the separator is skipped, as pandas skips it (a tsv
+    line of tabs is a row of empty fields). jsonl records are lines; blank ones (spaces, tabs)
+    are skipped, as the JSON reader skips them. Lines end in LF or CRLF.
+    """
+    with open_text(file) as f:
+        if fmt == "jsonl":
+            for number, text in enumerate(f, 1):
+                if text.strip(" \t\r\n"):
+                    yield number, text
+            return
+        sep = DIALECTS[fmt][0]
+        blank = "".join(c for c in " \t\r\n" if c != sep)
+        consumed: list[str] = []  # the physical lines of the record being read
+
+        def lines() -> Iterator[str]:
+            for text in f:
+                consumed.append(text)
+                yield text
+
+        line = 1
+        reader = csv.reader(lines(), delimiter=sep, quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
+        for row in reader:
+            text, start = "".join(consumed), line
+            line += len(consumed)
+            consumed.clear()
+            if text.strip(blank):
+                yield start, row
 
 
 def _header(file: Path, fmt: str) -> list[str]:
-    with open(file, newline="", encoding="utf-8-sig") as f:
-        row = next((r for r in _csv_reader(f, fmt) if r), None)
+    row = next((r for _, r in _records(file, fmt)), None)
     if row is None:
         raise DataError(f"{_display(file)}: the file is empty; expected a header row")
     if len(set(row)) != len(row):
@@ -150,21 +179,9 @@ def _quiet() -> Iterator[None]:
 
 
 def _line_number(file: Path, fmt: str, header: bool, index: int) -> int:
-    """1-based line where data row ``index`` starts, counting the header; blank lines are skipped."""
-    with open(file, newline="", encoding="utf-8-sig") as f:
-        if fmt == "jsonl":
-            numbers = (n for n, line in enumerate(f, 1) if line.strip())
-            return next(itertools.islice(numbers, index, None), 0)
-        reader = _csv_reader(f, fmt)
-        end, row_index = 0, -1 if header else 0
-        for row in reader:
-            start, end = end + 1, reader.line_num
-            if not row:
-                continue
-            if row_index == index:
-                return start
-            row_index += 1
-    return 0
+    """1-based line where data row ``index`` starts, counting the header and the lines the reader skips."""
+    starts = (start for start, _ in _records(file, fmt))
+    return next(itertools.islice(starts, index + int(header), None), 0)
 
 
 def _shape(card: Card, table: datasets.Dataset, split: str, origin: Origin) -> datasets.Dataset:

@@ -140,7 +140,11 @@ class Card:
 
 
 def load_cards(directory: Path) -> list[TaskSpec]:
-    """Every ``*.toml`` card in ``directory``, sorted by file name; task names must be unique."""
+    """Every ``*.toml`` card in ``directory``, sorted by file name; task names must be unique.
+
+    Public (``from harness import load_cards``): a plugin that ships cards registers these specs
+    from its ``register_tasks``. Raises ``TaskSpecError`` naming the card file and key.
+    """
     directory = Path(directory)
     files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
     if not files:
@@ -185,12 +189,9 @@ def load_card(path: Path) -> TaskSpec:
 
 
 def _read_toml(path: Path, where: str) -> dict[str, Any]:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise TaskSpecError(f"{where}: cannot read task card: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise TaskSpecError(f"{where}: invalid TOML: the file is not UTF-8") from None
+    from harness.textfile import read_text
+
+    text = read_text(path, TaskSpecError, where)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -1,7 +1,10 @@
 """The ``harness`` command line: a thin shell over the plugin manager.
 
 Every sub-command, the core's own included, is added through the ``register_commands``
-hook. Library errors (``HarnessError``) become one line on stderr and a non-zero exit.
+hook: the core's first, then each plugin's, plugins in name order. Library errors
+(``HarnessError``) become one line on stderr and a non-zero exit. Output cut off by a closed
+pipe (``harness list --json | head -1``) ends the command quietly with exit code 141
+(128 + SIGPIPE), the status a shell reports for other tools stopped that way.
 """
 
 from __future__ import annotations
@@ -10,9 +13,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import __version__
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.plugins import PluginManager
 
 
 def common_options(parser: argparse.ArgumentParser) -> None:
@@ -33,13 +40,26 @@ def common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
-def build_parser(manager: object) -> argparse.ArgumentParser:
+#: Exit code after output was cut off by a closed pipe: 128 + SIGPIPE, as a shell reports for other tools.
+BROKEN_PIPE_EXIT = 141
+
+
+def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
+    """The ``harness`` parser: each plugin's ``register_commands`` in ``manager.names()`` order.
+
+    A plugin whose ``register_commands`` raises fails alone: the commands it added are removed.
+    """
     parser = argparse.ArgumentParser(
         prog="harness", description="Should these tasks share one model? Train STL and MTL, measure the gap."
     )
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    manager.hook.register_commands(subparsers=subparsers)  # type: ignore[attr-defined]
+    for name, fn in manager.impls("register_commands"):
+        choices, listed = dict(subparsers.choices), list(subparsers._choices_actions)
+        if not manager.call(name, "register_commands", fn, subparsers=subparsers):
+            subparsers.choices.clear()  # drop what the failing plugin added before it raised
+            subparsers.choices.update(choices)
+            subparsers._choices_actions[:] = listed
     _add_common_options(subparsers)
     return parser
 
@@ -73,17 +93,32 @@ def main(argv: list[str] | None = None) -> int:
     # harness draws its own progress (rich on a terminal, plain lines otherwise); silence tqdm bars
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from harness.console import console, setup_logging
-    from harness.plugins import new_manager
+    from harness.console import setup_logging
 
     setup_logging(early.verbose, _is_main_rank())
     try:
-        extra = []
-        if early.tasks_dir is not None:
-            from harness.taskdir import TaskDirPlugin
+        try:
+            return _run(argv, early)
+        finally:  # a command may end with SystemExit too
+            sys.stdout.flush()  # here, so that a closed pipe is caught below and not at interpreter exit
+    except BrokenPipeError:
+        _silence_closed_pipe()
+        return BROKEN_PIPE_EXIT
+    except KeyboardInterrupt:
+        return 130
 
-            extra.append((f"tasks-dir:{early.tasks_dir}", TaskDirPlugin(early.tasks_dir)))
-        manager = new_manager(load=early.plugin, extra=extra)
+
+def _run(argv: list[str], early: argparse.Namespace) -> int:
+    from harness.console import console
+    from harness.plugins import new_manager
+
+    try:
+        extra: list[tuple[str, object]] = []
+        if early.tasks_dir is not None:
+            from harness.taskdir import TaskDirPlugin, plugin_name
+
+            extra.append((plugin_name(early.tasks_dir), TaskDirPlugin(early.tasks_dir)))
+        manager = new_manager(load=[*early.plugin, *(name for name, _ in extra)], extra=extra)
         parser = build_parser(manager)
         args = parser.parse_args(argv)
         if getattr(args, "func", None) is None:
@@ -97,5 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         if _is_main_rank():
             console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+
+
+def _silence_closed_pipe() -> None:
+    """Point stdout and stderr at /dev/null: Python's own flush at exit must not hit the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):  # a stream without a file descriptor (captured in tests)
+            pass

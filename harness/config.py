@@ -144,12 +144,15 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
+    """The validated keys of a ``--config`` TOML file (UTF-8, a byte-order mark allowed)."""
+    from harness.textfile import read_text
+
+    if not Path(path).exists():
+        raise ConfigError(f"config file {path} does not exist")
     try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        data = tomllib.loads(read_text(path, ConfigError, f"config file {path}"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path}: {exc}") from None
+        raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
     return {k: coerce(k, v, str(path), parse=False) for k, v in data.items()}  # TOML values are typed
 
 

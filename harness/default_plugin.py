@@ -13,8 +13,8 @@ from harness.metrics import METRICS, metric_fn
 
 @hookimpl
 def register_metrics(register: Register) -> None:
-    for name, (higher, _kind, description) in METRICS.items():
-        register(Metric(name, metric_fn(name), higher_is_better=higher, description=description))
+    for name, (higher, problem_types, description) in METRICS.items():
+        register(Metric(name, metric_fn(name), higher, description, problem_types=problem_types))
 
 
 def _all_in_one(tasks: Sequence[TaskSpec], context: Mapping[str, Any]) -> list[list[str]]:

@@ -4,26 +4,36 @@
 metrics as ``evaluate.Metric`` subclasses here and instantiates them in memory: no network,
 no cache files, safe when several ranks compute at once. ``metric_fn(name)`` gives the pure
 ``(predictions, references) -> float`` function that the registry stores.
+
+Each metric declares the problem types it scores (checked by calling it on each: see
+tests/test_metrics.py). Classification metrics take class indices or 0/1 rows, never regression
+floats (they would be truncated to integers); correlation and error metrics take real values
+only: class indices are not, and ordinal labels have ``quadratic_kappa``.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-# name -> (higher_is_better, input kind, description)
-METRICS: dict[str, tuple[bool, str, str]] = {
-    "accuracy": (True, "class", "fraction of exact matches (subset accuracy for multi-label)"),
-    "f1_macro": (True, "class", "unweighted mean of per-class F1"),
-    "f1_micro": (True, "multilabel", "micro-averaged F1 over all label decisions"),
-    "matthews_correlation": (True, "class", "Matthews correlation coefficient"),
-    "quadratic_kappa": (True, "class", "Cohen's kappa with quadratic weights (ordinal labels)"),
-    "pearson": (True, "float", "Pearson correlation"),
-    "spearman": (True, "float", "Spearman rank correlation"),
-    "mse": (False, "float", "mean squared error"),
+from harness.api import ProblemType
+
+SINGLE, MULTI, REGRESSION = ProblemType.SINGLE_LABEL, ProblemType.MULTI_LABEL, ProblemType.REGRESSION
+
+# name -> (higher_is_better, problem types it scores, description)
+METRICS: dict[str, tuple[bool, tuple[ProblemType, ...], str]] = {
+    "accuracy": (True, (SINGLE, MULTI), "fraction of exact matches (subset accuracy for multi-label)"),
+    "f1_macro": (True, (SINGLE, MULTI), "unweighted mean of per-class F1"),
+    "f1_micro": (True, (SINGLE, MULTI), "micro-averaged F1 over all label decisions (= accuracy for single-label)"),
+    "matthews_correlation": (True, (SINGLE,), "Matthews correlation coefficient"),
+    "quadratic_kappa": (True, (SINGLE,), "Cohen's kappa with quadratic weights (ordinal labels)"),
+    "pearson": (True, (REGRESSION,), "Pearson correlation"),
+    "spearman": (True, (REGRESSION,), "Spearman rank correlation"),
+    "mse": (False, (REGRESSION,), "mean squared error"),
 }
 
 
@@ -43,10 +53,12 @@ def _compute(name: str, predictions: np.ndarray, references: np.ndarray) -> floa
         if len(set(references.tolist()) | set(predictions.tolist())) < 2:
             return 1.0  # one class everywhere: perfect agreement, kappa undefined
         return float(skm.cohen_kappa_score(references, predictions, weights="quadratic"))
-    if name == "pearson":
-        return _finite(stats.pearsonr(predictions, references)[0])
-    if name == "spearman":
-        return _finite(stats.spearmanr(predictions, references)[0])
+    if name in ("pearson", "spearman"):
+        correlation = stats.pearsonr if name == "pearson" else stats.spearmanr
+        with warnings.catch_warnings():
+            # constant input: the correlation is undefined and scored 0 below, by design; no warning
+            warnings.simplefilter("ignore", stats.ConstantInputWarning)
+            return _finite(correlation(predictions, references)[0])
     if name == "mse":
         return float(np.mean((predictions - references) ** 2))
     raise KeyError(name)
@@ -62,9 +74,13 @@ def _module(name: str) -> Any:
     import datasets
     import evaluate
 
-    higher, kind, description = METRICS[name]
-    scalar, vector = datasets.Value("int64"), datasets.Sequence(datasets.Value("int64"))
-    values = {"class": [scalar, vector], "float": [datasets.Value("float64")], "multilabel": [vector]}[kind]
+    _higher, problem_types, description = METRICS[name]
+    shapes = {
+        SINGLE: datasets.Value("int64"),  # class indices
+        MULTI: datasets.Sequence(datasets.Value("int64")),  # 0/1 rows
+        REGRESSION: datasets.Value("float64"),
+    }
+    values = [shapes[p] for p in problem_types]
 
     class LocalMetric(evaluate.Metric):
         def _info(self) -> evaluate.MetricInfo:
@@ -72,7 +88,6 @@ def _module(name: str) -> Any:
                 description=description,
                 citation="scikit-learn / SciPy",
                 inputs_description="predictions and references",
-                # class metrics take class indices, or 0/1 rows for multi-label tasks
                 features=[datasets.Features({"predictions": v, "references": v}) for v in values],
             )
 

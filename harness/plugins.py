@@ -1,9 +1,20 @@
-"""The plugin manager: the one global of harness, and the registries built from it."""
+"""The plugin manager: the one global of harness, and the registries built from it.
+
+A plugin's fault stays that plugin's. A plugin that fails to import (any exception, even
+``SystemExit``; never ``KeyboardInterrupt``), implements a hook the core does not know, or
+raises in a registration hook is recorded in ``PluginManager.failed`` by name, with a one-line
+error, and unregistered: what it registered is discarded, the other plugins work, and a command
+that needs it fails with one line (``PluginManager.require``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import functools
 import importlib
 import importlib.metadata
+import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -12,7 +23,8 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from harness.errors import PluginError, RegistryError
+from harness.errors import HarnessError, PluginError, RegistryError
+from harness.guards import GuardedCall, GuardedLoader, describe_error
 from harness.registry import Registry, unknown_name_message
 
 ENTRY_POINT_GROUP = "harness"
@@ -21,23 +33,39 @@ DEFAULT_PLUGIN = "harness.default"
 DISABLE_AUTOLOAD_ENV = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
 #: Comma-separated importable modules to register as plugins without packaging them.
 PLUGIN_MODULES_ENV = "HARNESS_PLUGIN_MODULES"
+#: Registration hooks, in the order they are called, and the kind of object each registers.
+REGISTRATION_HOOKS = (
+    ("register_metrics", "metric"),
+    ("register_tasks", "task"),
+    ("register_groupers", "grouper"),
+    ("register_predictors", "predictor"),
+)
+
+log = logging.getLogger("harness")
+
+
+def hook_names() -> list[str]:
+    """Every hook the core specifies (``harness.hookspecs``)."""
+    return sorted(n for n in dir(hookspecs) if getattr(getattr(hookspecs, n), f"{hookspecs.PROJECT}_spec", None))
 
 
 @dataclass
 class PluginManager:
-    """A pluggy manager plus what the loader learnt: versions and plugins that failed."""
+    """A pluggy manager plus what the loader learnt: versions, plugins that failed, plugins asked for."""
 
     pm: pluggy.PluginManager
     versions: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # plugin -> one-line error
     available: list[str] = field(default_factory=list)  # every installed entry-point name
+    wanted: list[str] = field(default_factory=list)  # plugins a command named: their failure is an error
+    raised: set[str] = field(default_factory=set)  # failed plugins whose own code raised (-v logs the traceback)
 
     @property
     def hook(self) -> Any:
         return self.pm.hook
 
     def names(self) -> list[str]:
-        """Loaded plugin names, default plugin first."""
+        """Loaded plugin names, default plugin first, then by name: the order hooks are called in."""
         names = [n for n, _ in self.pm.list_name_plugin()]
         return sorted(names, key=lambda n: (n != DEFAULT_PLUGIN, n))
 
@@ -45,13 +73,57 @@ class PluginManager:
         plugin = self.pm.get_plugin(name)
         return sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
 
+    def impls(self, hook: str) -> list[tuple[str, Callable[..., Any]]]:
+        """(plugin, function) of every loaded implementation of ``hook``, in ``names()`` order."""
+        order = {n: i for i, n in enumerate(self.names())}
+        impls = getattr(self.hook, hook).get_hookimpls()
+        return sorted(((i.plugin_name, i.function) for i in impls), key=lambda pair: order[pair[0]])
+
+    def call(self, name: str, hook: str, fn: Callable[..., Any], **kwargs: Any) -> bool:
+        """Call plugin ``name``'s implementation of ``hook``; if it raises, fail that plugin. True on success."""
+        try:
+            fn(**kwargs)
+        except HarnessError as exc:
+            self.fail(name, str(exc), exc)
+            return False
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 -- a plugin's fault is that plugin's failure
+            self.fail(name, f"{hook} raised {describe_error(exc)}", exc)
+            return False
+        return True
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call an observer hook (``run_started``, ``run_finished``) of every plugin, each on its own.
+
+        A plugin whose observer raises is failed and a warning names it; the other observers and
+        the run go on.
+        """
+        for name, fn in self.impls(hook):
+            if not self.call(name, hook, fn, **kwargs):
+                log.warning("plugin %r failed: %s", name, self.failed[name])
+
+    def record(self, name: str, error: str, exc: BaseException | None = None) -> None:
+        """Record that plugin ``name`` failed (the first error wins); ``exc``: its code raised (traceback at -v)."""
+        self.failed.setdefault(name, error)
+        if exc is not None and not isinstance(exc, HarnessError):
+            self.raised.add(name)
+        log.debug("plugin %r failed: %s", name, error, exc_info=exc)
+
+    def fail(self, name: str, error: str, exc: BaseException | None = None) -> None:
+        """``record`` the failure and unregister the plugin: none of its hooks runs again."""
+        self.record(name, error, exc)
+        if self.pm.get_plugin(name) is not None:
+            self.pm.unregister(name=name)
+
     def require(self, names: Iterable[str]) -> None:
         """Raise if a plugin the command needs is not loaded, naming the failure or the known ones."""
         for name in names:
+            if self.pm.get_plugin(name) is not None:
+                continue
             if name in self.failed:
-                raise PluginError(f"plugin {name!r} failed to load: {self.failed[name]}")
-            if self.pm.get_plugin(name) is None:
-                raise PluginError(unknown_name_message("plugin", name, sorted(set(self.available) | set(self.names()))))
+                hint = " (`harness plugins -v` shows the traceback)" if name in self.raised else ""
+                raise PluginError(f"plugin {name!r} failed to load: {self.failed[name]}{hint}")
+            known = sorted(set(self.available) | set(self.names()))
+            raise PluginError(unknown_name_message("plugin", name, known))
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
@@ -64,13 +136,14 @@ def new_manager(
     entry_points: Callable[[], list[importlib.metadata.EntryPoint]] = _entry_points,
     extra: Iterable[tuple[str, object]] = (),
 ) -> PluginManager:
-    """Build a plugin manager: the default plugin, then entry-point plugins.
+    """Build a plugin manager: the default plugin, entry-point plugins, ``HARNESS_PLUGIN_MODULES``, ``extra``.
 
-    ``load`` names plugins that must be loaded; unless auto-loading is off (``autoload=False``
-    or the environment variable ``HARNESS_DISABLE_PLUGIN_AUTOLOAD``), every other installed
-    plugin is loaded too. A plugin that fails to import is recorded in ``failed`` and skipped;
-    ``require`` turns that into an error for the commands that need it. ``extra`` registers
-    (name, module-or-object) pairs directly, for tests and embedding.
+    ``load`` names plugins that must be loaded (``wanted``); unless auto-loading is off
+    (``autoload=False`` or the environment variable ``HARNESS_DISABLE_PLUGIN_AUTOLOAD``), every
+    other installed plugin is loaded too. A plugin that fails to import or implements an unknown
+    hook is recorded in ``failed`` and skipped; raises ``PluginError`` only when a wanted plugin
+    failed or is unknown. ``extra`` registers (name, module-or-object) pairs directly, for tests
+    and embedding.
     """
     from harness import default_plugin
 
@@ -78,36 +151,81 @@ def new_manager(
         autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.register(default_plugin, name=DEFAULT_PLUGIN)
-    manager = PluginManager(pm, versions={DEFAULT_PLUGIN: _version("harness")})
-    wanted = set(load)
+    manager = PluginManager(pm, wanted=list(load))
+    _add(manager, DEFAULT_PLUGIN, default_plugin, _version("harness"))
     for ep in entry_points():
         manager.available.append(ep.name)
-        if not (autoload or ep.name in wanted):
-            continue
-        try:
-            plugin = ep.load()
-            pm.register(plugin, name=ep.name)
-        except Exception as exc:  # noqa: BLE001 -- any import-time failure is reported, not fatal
-            manager.failed[ep.name] = f"{type(exc).__name__}: {exc}"
-            continue
-        manager.versions[ep.name] = _version(ep.dist.name) if ep.dist else "unknown"
-    for module in filter(None, os.environ.get(PLUGIN_MODULES_ENV, "").split(",")):
-        try:
-            plugin = importlib.import_module(module.strip())
-        except Exception as exc:  # noqa: BLE001 -- reported like an entry-point plugin that fails
-            manager.failed[module.strip()] = f"{type(exc).__name__}: {exc}"
-            continue
-        extra = [*extra, (module.strip(), plugin)]
+        if autoload or ep.name in manager.wanted:
+            plugin = _import(manager, ep.name, ep.load)
+            if plugin is not None:
+                _add(manager, ep.name, plugin, _version(ep.dist.name) if ep.dist else "unknown")
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGIN_MODULES_ENV, "").split(","))):
+        plugin = _import(manager, module, functools.partial(importlib.import_module, module))
+        if plugin is not None:
+            _add(manager, module, plugin, getattr(plugin, "__version__", "unknown"))
     for name, plugin in extra:
-        pm.register(plugin, name=name)
-        manager.versions[name] = getattr(plugin, "__version__", "unknown")
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"a plugin implements an unknown hook: {exc}") from None
-    manager.require(wanted)
+        _add(manager, name, plugin, getattr(plugin, "__version__", "unknown"))
+    manager.require(manager.wanted)
     return manager
+
+
+def _import(manager: PluginManager, name: str, load: Callable[[], object]) -> object | None:
+    try:
+        return load()
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 -- any import-time failure is reported, not fatal
+        manager.record(name, describe_error(exc), exc)
+        return None
+
+
+def _add(manager: PluginManager, name: str, plugin: object, version: str) -> bool:
+    """Register one plugin after checking its hooks; a problem fails that plugin only."""
+    pm = manager.pm
+    if (other := pm.get_name(plugin)) == name:
+        return True  # the same plugin under the same name: loaded already
+    if other is not None:
+        manager.record(name, f"it is the same module as plugin {other!r}, which is loaded already; name it once")
+        return False
+    if pm.get_plugin(name) is not None:  # recorded, not failed: the plugin loaded under that name stays
+        manager.record(name, f"another plugin named {name!r} is loaded already; rename one of them")
+        return False
+    problems = _hook_problems(pm, plugin)
+    if problems:
+        manager.record(name, "; ".join(problems))
+        return False
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:  # e.g. a wrapper that is not a generator
+        pm.unregister(plugin, name=name)
+        manager.record(name, " ".join(str(exc).split()))
+        return False
+    manager.versions[name] = version
+    return True
+
+
+def _hook_problems(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Unknown hook names (with a did-you-mean) and arguments the hookspec does not pass."""
+    known = hook_names()
+    problems = []
+    for attr in dir(plugin):
+        opts = pm.parse_hookimpl_opts(plugin, attr)
+        if opts is None:
+            continue
+        hook = opts.get("specname") or attr
+        if hook not in known:
+            if not opts.get("optionalhook"):
+                close = difflib.get_close_matches(hook, known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known hooks: {', '.join(known)}"
+                problems.append(f"implements unknown hook {hook!r}; {hint}")
+            continue
+        spec_args = getattr(pm.hook, hook).spec.argnames
+        impl_args = pluggy.HookImpl(plugin, "", getattr(plugin, attr), opts).argnames
+        extra = [a for a in impl_args if a not in spec_args]
+        if extra:
+            problems.append(
+                f"hook {hook!r} takes argument(s) {', '.join(extra)} that the core does not pass; "
+                f"write {hook}({', '.join(spec_args)})"
+            )
+    return problems
 
 
 def _version(dist: str) -> str:
@@ -119,49 +237,125 @@ def _version(dist: str) -> str:
 
 @dataclass(frozen=True)
 class Registries:
-    """The frozen registries of one run, built from one plugin manager."""
+    """The frozen registries of one run, built from one plugin manager, and the plugins that failed."""
 
     tasks: Registry[Any]
     metrics: Registry[Any]
     groupers: Registry[Any]
     predictors: Registry[Any]
+    failed: dict[str, str] = field(default_factory=dict)  # plugin -> one-line error
+
+    def of_kind(self, kind: str) -> Registry[Any]:
+        return {"task": self.tasks, "metric": self.metrics, "grouper": self.groupers, "predictor": self.predictors}[
+            kind
+        ]
 
 
-def build_registries(manager: PluginManager) -> Registries:
-    """Call every ``register_*`` hook, recording which plugin registered what, then freeze."""
+Contributions = dict[str, list[tuple[str, Any]]]  # plugin -> [(kind, registered object)]
+
+
+def build_registries(manager: PluginManager, require_wanted: bool = True) -> Registries:
+    """Call every ``register_*`` hook plugin by plugin, recording which plugin registered what, then freeze.
+
+    A plugin fails, and everything it registered is discarded, when a registration hook raises,
+    registers a wrong object or one name twice, registers a name another plugin registers too
+    (both fail, unless the other is the core's default plugin), or declares a task whose metric
+    is unknown or cannot score the task's problem type. Failures land in ``manager.failed``;
+    with ``require_wanted``, a failure of a plugin in ``manager.wanted`` raises ``PluginError``.
+    Plugin code the core calls later (loaders, metric, grouper and predictor functions) is
+    guarded: an exception there becomes one ``HarnessError`` line naming the plugin.
+    """
+    contributed: Contributions = {}
+    withdrawn: Contributions = {}  # what failed plugins registered before failing
+    for name in manager.names():
+        items, ok = _collect(manager, name)
+        (contributed if ok else withdrawn)[name] = items
+    for check in (_conflicts, _bad_metric_uses):
+        while failures := check(contributed):  # dropping a plugin's metrics can break another's tasks
+            for name, error in failures.items():
+                manager.fail(name, error)
+                withdrawn[name] = contributed.pop(name)
+    registries = Registries(
+        Registry("task"), Registry("metric"), Registry("grouper"), Registry("predictor"), failed=dict(manager.failed)
+    )
+    for plugin, items in contributed.items():
+        for kind, obj in items:
+            registries.of_kind(kind).add(obj.name, _guarded(kind, obj, plugin), plugin)
+    for plugin, items in withdrawn.items():
+        for kind, obj in items:
+            registries.of_kind(kind).withdraw(obj.name, f"plugin {plugin!r} failed to load: {manager.failed[plugin]}")
+    for kind in ("task", "metric", "grouper", "predictor"):
+        registries.of_kind(kind).freeze(failed_plugins=sorted(manager.failed))
+    if require_wanted:
+        manager.require(manager.wanted)
+    return registries
+
+
+def _collect(manager: PluginManager, name: str) -> tuple[list[tuple[str, Any]], bool]:
+    """What plugin ``name`` registers, and whether every registration hook of it succeeded."""
     from harness.api import Grouper, Metric, Predictor, TaskSpec
 
-    tasks: Registry[TaskSpec] = Registry("task")
-    metrics: Registry[Metric] = Registry("metric")
-    groupers: Registry[Grouper] = Registry("grouper")
-    predictors: Registry[Predictor] = Registry("predictor")
-    kinds: list[tuple[str, Registry[Any], type[Any]]] = [
-        ("register_tasks", tasks, TaskSpec),
-        ("register_metrics", metrics, Metric),
-        ("register_groupers", groupers, Grouper),
-        ("register_predictors", predictors, Predictor),
-    ]
-    for hook_name, registry, cls in kinds:
-        for impl in getattr(manager.hook, hook_name).get_hookimpls():
-            impl.function(register=_registrar(registry, cls, impl.plugin_name))
-        registry.freeze()
-    for entry in tasks:
-        for metric in entry.value.metrics:
-            if metric not in metrics:
-                raise RegistryError(
-                    f"task {entry.name!r} (plugin {entry.plugin!r}) uses "
-                    + unknown_name_message("metric", metric, metrics.names())
-                )
-    return Registries(tasks, metrics, groupers, predictors)
+    classes: dict[str, type[Any]] = {"task": TaskSpec, "metric": Metric, "grouper": Grouper, "predictor": Predictor}
+    items: list[tuple[str, Any]] = []
+    for hook, kind in REGISTRATION_HOOKS:
+        for plugin, fn in manager.impls(hook):
+            if plugin == name and not manager.call(name, hook, fn, register=_registrar(items, kind, classes[kind])):
+                return items, False
+    return items, True
 
 
-def _registrar(registry: Registry[Any], cls: type[Any], plugin: str) -> Callable[[Any], None]:
+def _registrar(items: list[tuple[str, Any]], kind: str, cls: type[Any]) -> Callable[[Any], None]:
     def register(obj: Any) -> None:
         if not isinstance(obj, cls):
-            raise PluginError(
-                f"plugin {plugin!r} registered {type(obj).__name__} with {registry.kind}s; "
-                f"pass a harness.{cls.__name__}"
-            )
-        registry.add(obj.name, obj, plugin)
+            raise PluginError(f"registered {type(obj).__name__} with {kind}s; pass a harness.{cls.__name__}")
+        if (kind, obj.name) in {(k, o.name) for k, o in items}:
+            raise RegistryError(f"registers {kind} {obj.name!r} twice; rename one of them")
+        items.append((kind, obj))
 
     return register
+
+
+def _conflicts(contributed: Contributions) -> dict[str, str]:
+    """Plugins that register a name another plugin registers too (the default plugin keeps its names)."""
+    owners: dict[tuple[str, str], list[str]] = {}
+    for plugin, items in contributed.items():
+        for kind, obj in items:
+            owners.setdefault((kind, obj.name), []).append(plugin)
+    failures: dict[str, str] = {}
+    for (kind, name), plugins in owners.items():
+        for plugin in plugins if len(plugins) > 1 else []:
+            if plugin == DEFAULT_PLUGIN:
+                continue
+            other = next(p for p in plugins if p != plugin)  # the default plugin, if it is one of them
+            where = "is built in" if other == DEFAULT_PLUGIN else f"is registered by plugin {other!r} too"
+            failures.setdefault(plugin, f"{kind} {name!r} {where}; rename one of them or uninstall one plugin")
+    return failures
+
+
+def _bad_metric_uses(contributed: Contributions) -> dict[str, str]:
+    """Plugins with a task whose metric is unknown or cannot score the task's problem type."""
+    metrics = {obj.name: obj for items in contributed.values() for kind, obj in items if kind == "metric"}
+    failures: dict[str, str] = {}
+    for plugin, items in contributed.items():
+        for task in (obj for kind, obj in items if kind == "task"):
+            for name in task.metrics:
+                if name not in metrics:
+                    error = f"task {task.name!r} uses " + unknown_name_message("metric", name, sorted(metrics))
+                elif not metrics[name].supports(task.problem_type):
+                    fits = [m for m in sorted(metrics) if metrics[m].supports(task.problem_type)]
+                    error = (
+                        f"task {task.name!r} ({task.problem_type.value}) uses metric {name!r}, which scores only "
+                        f"{', '.join(map(str, metrics[name].problem_types))}; "
+                        f"metrics for {task.problem_type.value}: {', '.join(fits) or 'none'}"
+                    )
+                else:
+                    continue
+                failures.setdefault(plugin, error)
+    return failures
+
+
+def _guarded(kind: str, obj: Any, plugin: str) -> Any:
+    """The object with its plugin code wrapped, so a raw exception becomes one line naming the plugin."""
+    if kind == "task":
+        return dataclasses.replace(obj, loader=GuardedLoader(obj.loader, obj.name, plugin))
+    return dataclasses.replace(obj, fn=GuardedCall(obj.fn, f"{kind} {obj.name!r}", plugin))

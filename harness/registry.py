@@ -32,6 +32,8 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
+        self._unavailable: dict[str, str] = {}  # name -> why (its plugin failed)
+        self._failed_plugins: list[str] = []
         self._frozen = False
 
     def add(self, name: str, value: T, plugin: str) -> None:
@@ -39,13 +41,24 @@ class Registry(Generic[T]):
             raise RegistryError(f"the {self.kind} registry is frozen; register {name!r} from a plugin hook")
         if name in self._entries:
             first = self._entries[name].plugin
+            if first == plugin:
+                raise RegistryError(f"{self.kind} {name!r} is registered twice by plugin {plugin!r}; rename one")
             raise RegistryError(
                 f"{self.kind} {name!r} is registered twice: by plugin {first!r} and by plugin {plugin!r}; "
                 "rename one of them or uninstall one plugin"
             )
         self._entries[name] = Entry(name, value, plugin)
 
-    def freeze(self) -> Registry[T]:
+    def withdraw(self, name: str, reason: str) -> None:
+        """Record that ``name`` was registered by a plugin that failed: looking it up raises ``reason``."""
+        if self._frozen:
+            raise RegistryError(f"the {self.kind} registry is frozen")
+        if name not in self._entries:
+            self._unavailable.setdefault(name, reason)
+
+    def freeze(self, failed_plugins: list[str] | None = None) -> Registry[T]:
+        """No more changes. ``failed_plugins`` are named when a lookup finds nothing."""
+        self._failed_plugins = list(failed_plugins or [])
         self._frozen = True
         return self
 
@@ -53,10 +66,17 @@ class Registry(Generic[T]):
         return self.entry(name).value
 
     def entry(self, name: str) -> Entry[T]:
-        try:
+        """The entry of ``name``; ``RegistryError`` with the known names, a did-you-mean and failed plugins."""
+        if name in self._entries:
             return self._entries[name]
-        except KeyError:
-            raise RegistryError(unknown_name_message(self.kind, name, self.names())) from None
+        if name in self._unavailable:
+            raise RegistryError(f"{self.kind} {name!r} is unavailable: {self._unavailable[name]}")
+        message = unknown_name_message(self.kind, name, self.names())
+        if self._failed_plugins:
+            failed = ", ".join(repr(p) for p in self._failed_plugins)
+            end = "" if message.endswith("?") else "."
+            message += f"{end} Plugin(s) {failed} failed to load; see `harness plugins`"
+        raise RegistryError(message)
 
     def names(self) -> list[str]:
         return sorted(self._entries)

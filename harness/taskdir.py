@@ -8,6 +8,11 @@ from harness.api import Register
 from harness.hookspecs import hookimpl
 
 
+def plugin_name(directory: Path) -> str:
+    """The name the cards of ``--tasks-dir DIR`` are registered under: ``tasks-dir:DIR``."""
+    return f"tasks-dir:{directory}"
+
+
 class TaskDirPlugin:
     """Registers every card in one folder (validated by ``harness.cards.load_cards``)."""
 

@@ -302,3 +302,90 @@ def test_regression_rejects_non_finite(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"line 3: field 'label': value is not a finite number"):
         spec.loader("train", LoadContext())
     assert math.isclose(spec.loader("dev", LoadContext())["label"][0], 0.0)
+
+
+# --- one text rule (UTF-8, a byte-order mark allowed) and line numbers -------------------------
+
+BOM = b"\xef\xbb\xbf"
+ROWS = {  # (header, good row, bad row) per format; the bad row's label is not one of the labels
+    "csv": (b"text,label", b"a,neg", b"b,maybe"),
+    "tsv": (b"text\tlabel", b"a\tneg", b"b\tmaybe"),
+    "jsonl": (b"", b'{"text": "a", "label": "neg"}', b'{"text": "b", "label": "maybe"}'),
+}
+
+
+def format_card(folder: Path, fmt: str, train: bytes, header: bool = True) -> Path:
+    """A card reading train.<fmt> (and dev.<fmt>, one good row); header = false names the columns."""
+    head, good, _ = ROWS[fmt]
+    (folder / f"train.{fmt}").write_bytes(train)
+    (folder / f"dev.{fmt}").write_bytes((head + b"\n" if head and header else b"") + good + b"\n")
+    columns = "" if header or fmt == "jsonl" else 'header = false\ncolumns = ["text", "label"]\n'
+    card = CARD.replace('format = "csv"', f'format = "{fmt}"\n{columns}').replace(".csv", f".{fmt}")
+    return write(folder, "toy.toml", card)
+
+
+def lines(*rows: bytes, end: bytes = b"\n") -> bytes:
+    return b"".join(row + end for row in rows)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl"])
+@pytest.mark.parametrize("header", [True, False])
+def test_data_files_with_a_byte_order_mark_load(tmp_path: Path, fmt: str, header: bool) -> None:
+    head, good, _ = ROWS[fmt]
+    train = BOM + lines(*([head] if head and header else []), good, good)
+    train_set = load_card(format_card(tmp_path, fmt, train, header)).loader("train", LoadContext())
+    assert train_set.to_dict() == {"text": ["a", "a"], "label": [0, 0]}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl"])
+def test_data_file_that_is_not_utf8_names_file_and_line(tmp_path: Path, fmt: str) -> None:
+    head, good, _ = ROWS[fmt]
+    train = lines(*([head] if head else []), good, good.replace(b"a", b"\xe9"))  # Latin-1 "é"
+    spec = load_card(format_card(tmp_path, fmt, train))
+    line = 3 if head else 2
+    with pytest.raises(DataError, match=rf"^\S*train\.{fmt}: line {line}: not UTF-8 text \(byte 0xe9\); save the file"):
+        spec.loader("train", LoadContext())
+
+
+def test_card_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = toy(tmp_path)
+    path.write_bytes(BOM + path.read_bytes())
+    assert load_card(path).name == "toy"
+
+
+def test_card_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> None:
+    path = toy(tmp_path, CARD.replace("a toy task", "une tâche"))
+    path.write_bytes(path.read_text(encoding="utf-8").encode("latin-1"))
+    with pytest.raises(TaskSpecError, match=r"^\S*toy\.toml: line 2: not UTF-8 text \(byte 0xe2\)"):
+        load_card(path)
+
+
+SKIPPED = {  # lines the readers skip: blank and whitespace-only (in tsv a line holding a tab is a row)
+    "blank": b"",
+    "spaces": b"   ",
+    "space-tab": b" \t ",
+}
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize(
+    ("fmt", "skipped"), [(f, k) for f in ROWS for k in SKIPPED if not (f == "tsv" and k == "space-tab")]
+)
+def test_bad_row_after_a_skipped_line_names_its_own_line(tmp_path: Path, fmt: str, skipped: str, end: bytes) -> None:
+    head, good, bad = ROWS[fmt]
+    rows = [*([head] if head else []), good, SKIPPED[skipped], good, SKIPPED[skipped], bad]
+    spec = load_card(format_card(tmp_path, fmt, lines(*rows, end=end)))
+    with pytest.raises(DataError, match=rf"train\.{fmt}: line {len(rows)}: field 'label': value is not one of"):
+        spec.loader("train", LoadContext())
+
+
+def test_tsv_line_of_tabs_is_a_row_and_named(tmp_path: Path) -> None:
+    spec = load_card(format_card(tmp_path, "tsv", lines(b"text\tlabel", b"a\tneg", b"   ", b" \t ")))
+    with pytest.raises(DataError, match=r"train\.tsv: line 4: field 'label': the label is empty"):
+        spec.loader("train", LoadContext())
+
+
+def test_header_after_blank_lines_is_found(tmp_path: Path) -> None:
+    spec = load_card(format_card(tmp_path, "csv", lines(b"  ", b"", b"text,label", b"a,neg", b"b,maybe")))
+    with pytest.raises(DataError, match=r"train\.csv: line 5: field 'label'"):
+        spec.loader("train", LoadContext())

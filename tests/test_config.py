@@ -53,3 +53,23 @@ def test_config_is_frozen_and_hash_ignores_seeds():
         cfg.epochs = 2  # type: ignore[misc]
     assert cfg.training_hash() == dataclasses.replace(cfg, seeds=5, seed=3).training_hash()
     assert cfg.training_hash() != dataclasses.replace(cfg, learning_rate=1e-3).training_hash()
+
+
+def test_config_file_with_a_byte_order_mark_is_read(tmp_path):
+    config_file = tmp_path / "c.toml"
+    config_file.write_bytes(b"\xef\xbb\xbfepochs = 4\n")
+    assert resolve("default", config_file).epochs == 4
+
+
+def test_config_file_that_is_not_utf8_names_file_and_line(tmp_path):
+    config_file = tmp_path / "c.toml"
+    config_file.write_bytes('epochs = 4\nmodel = "café"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"^config file \S*c\.toml: line 2: not UTF-8 text \(byte 0xe9\)"):
+        resolve("default", config_file)
+
+
+def test_unreadable_config_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"config file \S* does not exist"):
+        resolve("default", tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match=r"config file \S*: cannot read the file: Is a directory"):
+        resolve("default", tmp_path)

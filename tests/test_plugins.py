@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from harness import TaskSpec, hookimpl
+from harness import DataError, LoadContext, Metric, TaskSpec, hookimpl
 from harness.cli import main
 from harness.errors import PluginError, RegistryError
 from harness.plugins import build_registries, new_manager
@@ -23,13 +23,39 @@ def test_registries_record_the_registering_plugin(toy_manager):
     assert registries.tasks.by_plugin("toy") == ["toy.colour", "toy.score", "toy.size"]
 
 
-def test_duplicate_name_names_both_plugins():
+def test_duplicate_name_fails_both_plugins_naming_the_other():
     import duplicate
     import toy
 
     manager = new_manager(autoload=False, extra=[("toy", toy), ("dup", duplicate)])
-    with pytest.raises(RegistryError, match=r"'toy.colour' is registered twice: by plugin 'toy' and by plugin 'dup'"):
-        build_registries(manager)
+    registries = build_registries(manager)
+    assert manager.failed == {
+        "dup": "task 'toy.colour' is registered by plugin 'toy' too; rename one of them or uninstall one plugin",
+        "toy": "task 'toy.colour' is registered by plugin 'dup' too; rename one of them or uninstall one plugin",
+    }
+    with pytest.raises(RegistryError, match=r"task 'toy.colour' is unavailable: plugin 'dup' failed to load: task"):
+        registries.tasks.get("toy.colour")
+    assert "accuracy" in registries.metrics  # the core is untouched
+
+
+def test_a_name_the_core_registers_fails_only_the_plugin():
+    class Plugin:
+        @hookimpl
+        def register_metrics(self, register):
+            register(Metric("accuracy", lambda p, r: 1.0))
+
+    manager = new_manager(autoload=False, extra=[("mine", Plugin())])
+    registries = build_registries(manager)
+    assert manager.failed == {"mine": "metric 'accuracy' is built in; rename one of them or uninstall one plugin"}
+    assert registries.metrics.entry("accuracy").plugin == "harness.default"
+
+
+def test_one_plugin_registering_a_name_twice_is_told_to_rename():
+    import twins
+
+    manager = new_manager(autoload=False, extra=[("twins", twins)])
+    build_registries(manager, require_wanted=False)
+    assert manager.failed == {"twins": "registers task 'twins.task' twice; rename one of them"}
 
 
 def test_unknown_name_lists_known_and_suggests(toy_manager):
@@ -52,32 +78,257 @@ def test_register_rejects_wrong_object_type():
         def register_metrics(self, register):
             register("accuracy")
 
-    with pytest.raises(PluginError, match="plugin 'bad' registered str with metrics; pass a harness.Metric"):
-        build_registries(new_manager(autoload=False, extra=[("bad", Bad())]))
+    manager = new_manager(autoload=False, extra=[("bad", Bad())])
+    build_registries(manager, require_wanted=False)
+    with pytest.raises(
+        PluginError, match="plugin 'bad' failed to load: registered str with metrics; pass a harness.Me"
+    ):
+        manager.require(["bad"])
 
 
-def test_task_using_unknown_metric_is_an_error():
+def test_task_using_unknown_metric_fails_its_plugin():
     class Plugin:
         @hookimpl
         def register_tasks(self, register):
             register(TaskSpec("t", "regression", ("x",), loader=lambda s, c: None, metrics=("pearsonn",)))
 
-    with pytest.raises(RegistryError, match="task 't' \\(plugin 'p'\\) uses unknown metric 'pearsonn'.*'pearson'"):
-        build_registries(new_manager(autoload=False, extra=[("p", Plugin())]))
+    manager = new_manager(load=["p"], autoload=False, extra=[("p", Plugin())])  # a command needs plugin p
+    with pytest.raises(
+        PluginError, match="plugin 'p' failed to load: task 't' uses unknown metric 'pearsonn'.*'pearson'"
+    ):
+        build_registries(manager)
 
 
-def test_misspelled_hook_fails_at_start_up():
+def _single_task_plugin(problem_type: str, metric: str, labels: tuple[str, ...] = ("a", "b")) -> object:
+    class Plugin:
+        @hookimpl
+        def register_tasks(self, register):
+            labels_ = () if problem_type == "regression" else labels
+            register(TaskSpec("t", problem_type, ("x",), loader=lambda s, c: None, metrics=(metric,), labels=labels_))
+
+    return Plugin()
+
+
+@pytest.mark.parametrize("metric", ["matthews_correlation", "quadratic_kappa", "pearson"])
+def test_task_naming_a_metric_that_cannot_score_its_problem_type_is_refused_at_load(metric):
+    import toy
+
+    plugin = _single_task_plugin("multi_label_classification", metric)
+    manager = new_manager(autoload=False, extra=[("ml", plugin), ("toy", toy)])
+    registries = build_registries(manager, require_wanted=False)
+    assert manager.failed["ml"].startswith(
+        f"task 't' (multi_label_classification) uses metric {metric!r}, which scores only"
+    )
+    assert manager.failed["ml"].endswith("metrics for multi_label_classification: accuracy, f1_macro, f1_micro")
+    assert "toy.colour" in registries.tasks  # other plugins are unaffected
+
+
+def test_a_metric_declares_its_problem_types_and_defaults_to_all():
+    class Plugin:
+        @hookimpl
+        def register_metrics(self, register):
+            register(Metric("any", lambda p, r: 0.0))
+            register(Metric("real_only", lambda p, r: 0.0, problem_types=("regression",)))
+
+    ok = new_manager(
+        autoload=False, extra=[("m", Plugin()), ("t", _single_task_plugin("multi_label_classification", "any"))]
+    )
+    assert "t" in build_registries(ok).tasks
+    bad = new_manager(
+        autoload=False, extra=[("m", Plugin()), ("t", _single_task_plugin("single_label_classification", "real_only"))]
+    )
+    build_registries(bad, require_wanted=False)
+    assert "which scores only regression" in bad.failed["t"]
+    with pytest.raises(PluginError, match="metric 'x': unknown problem_type 'regresion'"):
+        Metric("x", lambda p, r: 0.0, problem_types=("regresion",))
+
+
+def test_a_failed_plugin_takes_its_metrics_and_the_tasks_using_them():
+    class Provider:
+        @hookimpl
+        def register_metrics(self, register):
+            register(Metric("shared", lambda p, r: 0.0))
+
+        @hookimpl
+        def register_tasks(self, register):
+            raise RuntimeError("boom")
+
+    manager = new_manager(autoload=False, extra=[("a", Provider()), ("b", _single_task_plugin("regression", "shared"))])
+    registries = build_registries(manager, require_wanted=False)
+    assert manager.failed["a"] == "register_tasks raised RuntimeError: boom"
+    assert manager.failed["b"].startswith("task 't' uses unknown metric 'shared'")
+    assert "shared" not in registries.metrics and "t" not in registries.tasks
+
+
+def test_misspelled_hook_fails_its_plugin_with_a_suggestion():
     import misspelled
+    import toy
 
-    with pytest.raises(PluginError, match="unknown hook.*register_task"):
-        new_manager(autoload=False, extra=[("misspelled", misspelled)])
+    manager = new_manager(autoload=False, extra=[("misspelled", misspelled), ("toy", toy)])
+    assert manager.failed == {"misspelled": "implements unknown hook 'register_task'; did you mean 'register_tasks'?"}
+    assert "toy.colour" in build_registries(manager).tasks
+    with pytest.raises(
+        PluginError, match="plugin 'misspelled' failed to load: implements unknown hook 'register_task'"
+    ):
+        manager.require(["misspelled"])
+
+
+def test_hook_with_arguments_the_core_does_not_pass_fails_its_plugin():
+    class Plugin:
+        @hookimpl
+        def register_tasks(self, reg):
+            pass
+
+    manager = new_manager(autoload=False, extra=[("p", Plugin())])
+    assert manager.failed == {
+        "p": "hook 'register_tasks' takes argument(s) reg that the core does not pass; write register_tasks(register)"
+    }
+
+
+def test_registration_hook_that_raises_fails_its_plugin_and_discards_what_it_registered(monkeypatch):
+    monkeypatch.setenv("HARNESS_PLUGIN_MODULES", "raising,toy")
+    manager = new_manager(autoload=False)
+    registries = build_registries(manager)
+    assert manager.failed == {"raising": "register_tasks raised RuntimeError: cannot reach the [data.hub] server"}
+    assert "raising" not in manager.names()  # unregistered: none of its hooks runs again
+    assert "raising.metric" not in registries.metrics  # registered by a hook that succeeded, still discarded
+    with pytest.raises(RegistryError, match="task 'raising.first' is unavailable: plugin 'raising' failed to load"):
+        registries.tasks.get("raising.first")
+    with pytest.raises(RegistryError, match=r"unknown task 'raising\.second'.*Plugin\(s\) 'raising' failed to load"):
+        registries.tasks.get("raising.second")
+    assert registries.tasks.by_plugin("toy") == ["toy.colour", "toy.score", "toy.size"]
+
+
+def test_system_exit_at_import_fails_only_that_plugin(monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_PLUGIN_MODULES", "exits,toy")
+    rows = {r["name"]: r for r in _json(capsys, ["plugins", "--json"])}
+    assert rows["exits"]["status"] == "failed" and rows["exits"]["error"] == "SystemExit: needs a GPU"
+    listing = _json(capsys, ["list", "--plugin", "toy", "--no-sizes", "--json"])
+    assert [t["name"] for t in listing["tasks"]] == ["toy.colour", "toy.score", "toy.size"]
+
+
+def test_naming_an_installed_plugin_module_again_is_reported_not_a_traceback(monkeypatch):
+    monkeypatch.setenv("HARNESS_PLUGIN_MODULES", "toy")
+    manager = new_manager(entry_points=_entry_points(("toyish", "toy")))
+    assert "toyish" in manager.names()
+    assert manager.failed == {"toy": "it is the same module as plugin 'toyish', which is loaded already; name it once"}
+
+
+def _json(capsys, argv: list[str]) -> object:
+    assert main(argv) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_commands_that_need_a_failed_plugin_fail_in_one_line_and_others_work(monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_PLUGIN_MODULES", "raising,toy")
+    rows = {r["name"]: r for r in _json(capsys, ["plugins", "--json"])}
+    assert rows["raising"]["status"] == "failed" and rows["toy"]["status"] == "loaded"
+    expected = "error: plugin 'raising' failed to load: register_tasks raised RuntimeError: cannot reach the [data.hub]"
+    assert _one_line_error(capsys, ["run", "--plugin", "raising", "--profile", "smoke"]).startswith(expected)
+    assert _one_line_error(capsys, ["list", "--plugin", "raising"]).startswith(expected)
+    # `run --plugin toy` gets past the registries to its own check of the group
+    err = _one_line_error(capsys, ["run", "--plugin", "toy", "--group", "toy.colour", "--profile", "smoke"])
+    assert "an MTL group needs at least two tasks" in err
+
+
+def test_bare_list_lists_the_others_and_names_the_failed_plugin_in_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_PLUGIN_MODULES", "raising,toy")
+    assert main(["list", "--no-sizes"]) == 0
+    err = capsys.readouterr().err
+    assert "toy.colour" in err and "Traceback" not in err
+    failed = [line for line in err.splitlines() if "raising" in line]
+    assert failed == [
+        "plugin 'raising' failed to load: register_tasks raised RuntimeError: cannot reach the [data.hub] server"
+    ]
+
+
+def test_a_loader_that_raises_or_returns_no_dataset_is_one_line_naming_task_split_and_plugin(monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_PLUGIN_MODULES", "badloader,toy")
+    registries = build_registries(new_manager(autoload=False))
+    with pytest.raises(DataError) as err:
+        registries.tasks.get("badloader.missing").loader("dev", LoadContext())
+    assert str(err.value) == (
+        "task 'badloader.missing' split 'dev': the loader of plugin 'badloader' raised "
+        "FileNotFoundError: [Errno 2] No such file or directory: '/nowhere/dev.jsonl'"
+    )
+    with pytest.raises(
+        DataError, match="'badloader.none' split 'train': the loader of plugin 'badloader' returned None"
+    ):
+        registries.tasks.get("badloader.none").loader("train", LoadContext())
+    assert main(["list"]) == 0  # a bare list still lists every plugin's tasks
+    err_lines = capsys.readouterr().err.splitlines()
+    assert "Traceback" not in "\n".join(err_lines)
+    assert [line for line in err_lines if line.startswith("badloader.missing unavailable:")] == [
+        "badloader.missing unavailable: task 'badloader.missing' split 'train': the loader of plugin 'badloader' "
+        "raised FileNotFoundError: [Errno 2] No such file or directory: '/nowhere/train.jsonl'"
+    ]
+
+
+def test_a_metric_function_that_raises_is_one_line_naming_it_and_its_plugin():
+    class Plugin:
+        @hookimpl
+        def register_metrics(self, register):
+            register(Metric("fragile", lambda p, r: 1 / 0))
+
+    registries = build_registries(new_manager(autoload=False, extra=[("p", Plugin())]))
+    with pytest.raises(
+        PluginError, match="^metric 'fragile' of plugin 'p' raised ZeroDivisionError: division by zero$"
+    ):
+        registries.metrics.get("fragile").fn([1], [1])
+
+
+def test_a_loader_raising_the_public_data_error_is_passed_through():
+    def load(split, ctx):
+        raise DataError(f"tickets {split} file is missing; pass --data DIR")
+
+    class Plugin:
+        @hookimpl
+        def register_tasks(self, register):
+            register(TaskSpec("t", "regression", ("x",), loader=load, metrics=("mse",)))
+
+    registries = build_registries(new_manager(autoload=False, extra=[("p", Plugin())]))
+    with pytest.raises(DataError, match="^tickets train file is missing; pass --data DIR$"):
+        registries.tasks.get("t").loader("train", LoadContext())
+
+
+def test_a_failing_command_hook_fails_its_plugin_and_removes_what_it_added(monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_PLUGIN_MODULES", "badcommands")
+    rows = {r["name"]: r for r in _json(capsys, ["plugins", "--json"])}
+    assert (
+        rows["badcommands"]["error"]
+        == "register_commands raised ValueError: this fixture plugin's command hook fails on purpose"
+    )
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "half-added" not in capsys.readouterr().out
+
+
+def test_core_commands_come_first_in_help_then_plugins_in_name_order(monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_PLUGIN_MODULES", "cmdplugin")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = re.findall(r"^ {4}(\S+) ", capsys.readouterr().out, flags=re.MULTILINE)
+    assert listed == ["plugins", "list", "show", "run", "aaa", "spine"]
+
+
+def test_run_help_lists_the_profiles(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "--profile {smoke,default}" in capsys.readouterr().out
 
 
 def _entry_points(*pairs: tuple[str, str]):
     return lambda: [importlib.metadata.EntryPoint(name, value, "harness") for name, value in pairs]
 
 
-def test_failing_plugin_is_reported_and_others_load():
+def test_failing_plugin_is_reported_and_others_load():  # an entry point that fails to import
     manager = new_manager(entry_points=_entry_points(("broken", "broken"), ("toy", "toy")))
     assert "broken" in manager.failed and "ImportError" in manager.failed["broken"]
     assert "toy" in manager.names()
@@ -139,3 +390,19 @@ def test_builtin_groupers_partition_the_tasks(toy_manager):
     assert group["all"](tasks, {}) == [["toy.colour", "toy.score", "toy.size"]]
     assert group["singletons"](tasks, {}) == [["toy.colour"], ["toy.score"], ["toy.size"]]
     assert group["input_group"](tasks, {}) == [["toy.colour", "toy.size"], ["toy.score"]]
+
+
+def test_an_observer_that_raises_fails_its_plugin_and_the_others_still_hear(caplog):
+    import toy
+
+    class Tracker:
+        @hookimpl
+        def run_finished(self, run_dir, results):
+            raise ConnectionError("tracker offline")
+
+    manager = new_manager(autoload=False, extra=[("tracker", Tracker()), ("toy", toy)])
+    toy.EVENTS.clear()
+    manager.notify("run_finished", run_dir="runs/x", results={})
+    assert toy.EVENTS == [("finished", "runs/x")]
+    assert manager.failed == {"tracker": "run_finished raised ConnectionError: tracker offline"}
+    assert "plugin 'tracker' failed: run_finished raised ConnectionError" in caplog.text

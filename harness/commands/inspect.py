@@ -30,18 +30,24 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
 
 
 def emit_json(data: Any) -> None:
+    """Machine-readable output on stdout (a closed pipe is handled by ``harness.cli.main``)."""
     json.dump(data, sys.stdout, indent=1)
     sys.stdout.write("\n")
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    """Every plugin with its status; registration hooks are called, so a plugin failing in one shows as failed."""
+    from harness.plugins import build_registries
+
     manager = args.manager
+    build_registries(manager, require_wanted=False)
     rows = [
         {"name": n, "version": manager.versions.get(n, "unknown"), "status": "loaded", "hooks": manager.hooks_of(n)}
         for n in manager.names()
     ]
     rows += [
-        {"name": n, "version": None, "status": "failed", "error": e, "hooks": []} for n, e in manager.failed.items()
+        {"name": n, "version": manager.versions.get(n), "status": "failed", "error": e, "hooks": []}
+        for n, e in sorted(manager.failed.items())
     ]
     rows += [
         {"name": n, "version": None, "status": "not loaded (auto-loading disabled)", "hooks": []}
@@ -52,20 +58,22 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         emit_json(rows)
         return 0
     from rich.table import Table
+    from rich.text import Text
 
-    from harness.console import console
+    from harness.console import print_table
 
     table = Table(title="harness plugins", title_justify="left")
     for column in ("plugin", "version", "status", "hooks"):
         table.add_column(column)
     for row in rows:
         status = row["status"] + (f": {row['error']}" if "error" in row else "")
-        table.add_row(row["name"], row["version"] or "-", status, ", ".join(row["hooks"]))
-    console.print(table)
+        table.add_row(Text(row["name"]), Text(row["version"] or "-"), Text(status), Text(", ".join(row["hooks"])))
+    print_table(table)
     return 0
 
 
 def _split_sizes(task: Any, ctx: Any) -> dict[str, Any]:
+    """Rows per split, or ``{"error": one line}`` (loaders are guarded: any failure is a HarnessError)."""
     from harness.data import load_split
 
     sizes: dict[str, Any] = {}
@@ -78,13 +86,11 @@ def _split_sizes(task: Any, ctx: Any) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from harness.commands.run import load_context
+    from harness.commands.run import load_context, task_owners
     from harness.plugins import build_registries
 
     registries = build_registries(args.manager)
-    plugins = set(args.plugin)
-    if args.tasks_dir is not None:
-        plugins.add(f"tasks-dir:{args.tasks_dir}")
+    plugins = task_owners(args)
     ctx = load_context(args.data, args.data_option, seed=0, profile="default")
     tasks = []
     for entry in registries.tasks:
@@ -112,6 +118,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "metrics": others(registries.metrics),
         "groupers": others(registries.groupers),
         "predictors": others(registries.predictors),
+        "failed_plugins": [{"name": n, "error": e} for n, e in sorted(registries.failed.items())],
     }
     if args.json:
         emit_json(listing)
@@ -124,16 +131,20 @@ def _extra(value: Any) -> dict[str, Any]:
     out = {"description": getattr(value, "description", "")}
     if hasattr(value, "higher_is_better"):
         out["higher_is_better"] = value.higher_is_better
+    if hasattr(value, "problem_types"):
+        out["problem_types"] = [str(p) for p in value.problem_types]
     return out
 
 
 def _print_listing(listing: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
-    from harness.console import console
+    from harness.console import console, print_table
 
     table = Table(title="tasks", title_justify="left")
-    for column in ("task", "plugin", "problem type", "labels", "metrics", "splits"):
+    for column in ("task", "plugin", "problem type", "labels", "metrics", "input group", "splits"):
         table.add_column(column)
     for t in listing["tasks"]:
         splits = t["splits"]
@@ -142,20 +153,27 @@ def _print_listing(listing: dict[str, Any]) -> None:
         else:
             splits = ", ".join(splits)
         labels = ", ".join(t["labels"]) or "(regression)"
-        table.add_row(t["name"], t["plugin"], t["problem_type"], labels, ", ".join(t["metrics"]), splits)
-    console.print(table)
+        cells = (t["name"], t["plugin"], t["problem_type"], labels, ", ".join(t["metrics"]), t["input_group"] or "-")
+        table.add_row(*(Text(c) for c in (*cells, splits)))
+    print_table(table)
     for kind in ("metrics", "groupers", "predictors"):
-        console.print(f"[bold]{kind}:[/] " + ", ".join(e["name"] for e in listing[kind]))
+        console.print(f"[bold]{kind}:[/] " + escape(", ".join(e["name"] for e in listing[kind])))
     for t in listing["tasks"]:  # one line per task whose data cannot be loaded: its first error
         splits = t["splits"] if isinstance(t["splits"], dict) else {}
         errors = [e["error"] for e in splits.values() if isinstance(e, dict)]
         if errors:
-            console.print(f"[yellow]{t['name']} unavailable:[/] {errors[0]}", soft_wrap=True)
+            console.print(f"[yellow]{escape(t['name'])} unavailable:[/] {escape(errors[0])}", soft_wrap=True)
+    for failure in listing["failed_plugins"]:  # one line per plugin that failed: its tasks are not listed
+        what = escape(f"plugin {failure['name']!r} failed to load:")
+        console.print(f"[yellow]{what}[/] {escape(failure['error'])}", soft_wrap=True)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from harness.console import console
+    from rich.markup import escape
+
+    from harness.console import print_table
     from harness.report import results_table
+    from harness.textfile import read_text
 
     run_dir: Path = args.run_dir
     if not (run_dir / "config.json").exists():
@@ -167,9 +185,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"{run_dir}: run not finished ({done} job(s) done); continue it with `harness run ... "
             f"--output {run_dir} --resume`"
         )
-    results = json.loads(results_file.read_text())
+    try:
+        results = json.loads(read_text(results_file, RunError))
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{results_file}: not valid JSON ({exc}); restore the file or rerun the run") from None
     if args.json:
         emit_json(results)
     else:
-        console.print(results_table(results, title=f"{run_dir}: MTL - STL gap per task"))
+        print_table(results_table(results, title=f"{escape(str(run_dir))}: MTL - STL gap per task"))
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import LoadContext
+from harness.config import PROFILES
 from harness.errors import ConfigError
 
 log = logging.getLogger("harness")
@@ -19,7 +20,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--tasks", help="comma-separated task names (default: every task of the --plugin plugins)")
     p.add_argument("--group", help="comma-separated MTL group (default: all selected tasks)")
     p.add_argument("--model", help="preset (minilm, tiny), local model folder, or hub id (with --online)")
-    p.add_argument("--profile", default="default", help="smoke (tiny model, small slice) or default")
+    p.add_argument(
+        "--profile",
+        default="default",
+        choices=tuple(PROFILES),
+        help="smoke: tiny model, small slice; default: MiniLM (default: %(default)s)",
+    )
     p.add_argument("--seeds", type=int, help="number of seeds (seed, seed+1, ...)")
     p.add_argument("--output", type=Path, help="run directory (default: runs/<plugin>-<timestamp>)")
     p.add_argument("--config", type=Path, help="TOML file of config keys")
@@ -43,13 +49,20 @@ def load_context(data: Path | None, options: list[str], seed: int, profile: str)
     return LoadContext(data_dir=data, seed=seed, profile=profile, options=parsed)
 
 
+def task_owners(args: argparse.Namespace) -> set[str]:
+    """The plugins whose tasks a command selects: ``--plugin`` names and the ``--tasks-dir`` cards."""
+    from harness.taskdir import plugin_name
+
+    return set(args.plugin) | ({plugin_name(args.tasks_dir)} if args.tasks_dir else set())
+
+
 def select_tasks(args: argparse.Namespace, registries: Any) -> list[str]:
     if args.tasks:
         names = [t.strip() for t in args.tasks.split(",") if t.strip()]
         for name in names:
             registries.tasks.get(name)  # unknown name: error with the known ones and a did-you-mean
         return names
-    owners = set(args.plugin) | ({f"tasks-dir:{args.tasks_dir}"} if args.tasks_dir else set())
+    owners = task_owners(args)
     if not owners:
         raise ConfigError("name the tasks: --plugin NAME (all its tasks) or --tasks a,b,...")
     names = [e.name for e in registries.tasks if e.plugin in owners]
@@ -71,7 +84,7 @@ def _output_dir(args: argparse.Namespace, acc: Any) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import config as configs
-    from harness.console import console
+    from harness.console import console, print_table
     from harness.experiment import make_accelerator, make_plan, needs_unused_parameters, run_experiment
     from harness.plugins import build_registries
     from harness.report import results_table
@@ -107,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     results = run_experiment(cfg, args.manager, registries, plan, ctx, acc, run_dir, args.resume, run_info)
     if acc.is_main_process:
-        console.print(results_table(results))
+        print_table(results_table(results))
         console.print(f"run directory: {run_dir} ({time.perf_counter() - start:.0f}s)")
         if args.json:
             from harness.commands.inspect import emit_json
