@@ -23,6 +23,7 @@ from harness.config import RunConfig
 from harness.errors import ConfigError, DataError, RunError
 from harness.plugins import PluginManager, Registries
 from harness.runner import Job
+from harness.textfile import read_text
 
 log = logging.getLogger("harness")
 
@@ -199,7 +200,7 @@ def run_experiment(
     tasks = {name: registries.tasks.get(name) for name in plan.tasks}
     rows = check_data(plan, tasks, cfg, ctx, acc)
     if acc.is_main_process:
-        manager.hook.run_started(run_dir=str(run_dir), config=run_info, tasks=list(plan.tasks))
+        manager.notify("run_started", run_dir=str(run_dir), config=run_info, tasks=list(plan.tasks))
     results: dict[str, dict[str, Any]] = {}
     jobs = plan.jobs()
     units = [job_units(job, tasks, rows, cfg) for job in jobs]
@@ -213,7 +214,7 @@ def run_experiment(
             done = job_dir / "result.json"
             if done.exists():
                 log.info("[%d/%d] %s: finished before, reusing %s", i, len(jobs), job.describe(), done)
-                results[key] = json.loads(done.read_text())
+                results[key] = json.loads(read_text(done, RunError))
                 if progress is not None:
                     progress.skip_job(cost)
                 continue
@@ -244,7 +245,7 @@ def run_experiment(
     if acc.is_main_process:
         rundir.write_json(run_dir / "results.json", output)
         rundir.write_manifest(run_dir, manager, acc, cfg, results)
-        manager.hook.run_finished(run_dir=str(run_dir), results=output)
+        manager.notify("run_finished", run_dir=str(run_dir), results=output)
     acc.wait_for_everyone()
     acc.end_training()
     return output

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import RunError
+from harness.textfile import read_text
 
 log = logging.getLogger("harness")
 
@@ -40,7 +41,7 @@ LIBRARIES = (
 def write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1, sort_keys=False)
         f.write("\n")
     os.replace(tmp, path)
@@ -57,7 +58,7 @@ def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> 
     if config.exists() and trained_anything(run_dir):
         if not resume:
             raise RunError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --output")
-        previous = json.loads(config.read_text())
+        previous = json.loads(read_text(config, RunError))
         if previous != json.loads(json.dumps(run_info)):
             changed = sorted(k for k in set(previous) | set(run_info) if previous.get(k) != run_info.get(k))
             raise RunError(

@@ -32,6 +32,7 @@ from harness.model import HeadSpec, build_model, task_loss_sum
 from harness.progress import JobProgress
 from harness.registry import Registry
 from harness.sampling import epoch_schedule
+from harness.textfile import read_text
 from harness.thresholds import sigmoid, tune_thresholds
 
 log = logging.getLogger("harness")
@@ -409,7 +410,7 @@ def _checkpoint(acc: Accelerator, job_dir: Path, history: list[dict[str, Any]]) 
     acc.wait_for_everyone()
     acc.save_state(str(tmp))
     if acc.is_main_process:
-        (tmp / "history.json").write_text(json.dumps(history, indent=1))
+        (tmp / "history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
         if state.exists():
             shutil.rmtree(state)
         tmp.rename(state)
@@ -426,4 +427,4 @@ def _restore(acc: Accelerator, job_dir: Path) -> list[dict[str, Any]]:
         raise RunError(
             f"cannot resume from {state}: {type(exc).__name__}: {exc}; delete that folder to restart the job"
         ) from None
-    return json.loads((state / "history.json").read_text())
+    return json.loads(read_text(state / "history.json", RunError))
