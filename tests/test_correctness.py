@@ -97,17 +97,17 @@ def _multi_rows(n: int, seed: int, widths: dict[str, int]) -> list[dict]:
     return out
 
 
+def _multi_cards(widths: dict[str, int]) -> dict[str, dict]:
+    labels = {name: [f"l{j}" for j in range(w)] for name, w in widths.items()}
+    return {
+        n: {"problem_type": "multi_label_classification", "labels": labels[n], "metrics": ["f1_micro"]} for n in widths
+    }
+
+
 def test_multi_label_tasks_of_different_widths_share_a_group(tmp_path):
     widths = {"m28": 28, "m7": 7, "m4": 4}
     rows = {"train": _multi_rows(20, 0, widths), "dev": _multi_rows(10, 1, widths)}
-    cards = {
-        name: {
-            "problem_type": "multi_label_classification",
-            "labels": [f"l{j}" for j in range(w)],
-            "metrics": ["f1_micro"],
-        }
-        for name, w in widths.items()
-    }
+    cards = _multi_cards(widths)
     _write_cards(tmp_path, cards, rows)
     stream = make_streams(load_cards(tmp_path))[0]
     split = stream_split(stream, "train", LoadContext())
@@ -195,14 +195,7 @@ def test_opposite_labels_in_one_group_are_learnt_apart(tmp_path):
 def test_multi_label_group_runs_with_dev_tuned_thresholds(tmp_path, capsys):
     widths = {"m28": 28, "m7": 7, "m4": 4}
     rows = {"train": _multi_rows(64, 0, widths), "dev": _multi_rows(32, 1, widths), "test": _multi_rows(32, 2, widths)}
-    cards = {
-        name: {
-            "problem_type": "multi_label_classification",
-            "labels": [f"l{j}" for j in range(w)],
-            "metrics": ["f1_micro"],
-        }
-        for name, w in widths.items()
-    }
+    cards = _multi_cards(widths)
     _write_cards(tmp_path / "cards", cards, rows)
     args = ["--tasks-dir", str(tmp_path / "cards"), "--tasks", "m28,m7,m4", "--profile", "smoke"]
     assert (
