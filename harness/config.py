@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -60,6 +61,9 @@ class RunConfig:
             (self.grad_accum_steps > 0, "grad_accum_steps must be positive"),
             (self.max_length > 8, "max_length must be above 8"),
             (self.temperature > 0, "temperature must be positive"),
+            (0 < self.learning_rate < math.inf, "learning_rate must be a positive finite number"),
+            (0 <= self.head_learning_rate < math.inf, "head_learning_rate must be >= 0 (0 = learning_rate) and finite"),
+            (0 <= self.weight_decay < math.inf, "weight_decay must be >= 0 and finite"),
             (0 <= self.warmup_ratio < 1 and 0 <= self.dropout < 1, "warmup_ratio and dropout must be in [0, 1)"),
             (self.max_train_examples >= 0 and self.max_eval_examples >= 0, "max_*_examples must be >= 0"),
         ]

@@ -31,6 +31,8 @@ def print_table(table: Table) -> None:
     never wrapped or cut, no box-drawing characters. String cells are rich markup, as on a terminal.
     """
     if console.is_terminal:
+        for column in table.columns:  # a narrow terminal wraps cells onto more lines, never cuts them
+            column.overflow = "fold"
         console.print(table)
         return
     header = [_plain(column.header) for column in table.columns]

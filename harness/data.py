@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -19,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.api import MISSING_LABEL, LoadContext, ProblemType, TaskSpec
-from harness.errors import DataError
+from harness.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import datasets
     import torch
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+log = logging.getLogger("harness")
 
 
 @dataclass(frozen=True)
@@ -205,22 +207,32 @@ def tokenize(
         f"{dataset._fingerprint}|{tokenizer_fingerprint(tokenizer)}|{max_length}|{fields}".encode()
     ).hexdigest()[:24]
     folder = cache_dir() / "tokenized" / key
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cache folder {folder} cannot be created ({exc.strerror or exc}); point HARNESS_CACHE at a writable folder"
+        ) from None
 
     def encode(batch: dict[str, list[Any]]) -> Any:
         return tokenizer(*[batch[f] for f in fields], truncation=True, max_length=max_length)
 
+    def shard(i: int, shards: int) -> datasets.Dataset:
+        file = folder / f"{i:05d}-of-{shards:05d}.arrow"
+        part = dataset.shard(shards, i, contiguous=True)
+        options = {"batched": True, "remove_columns": list(fields), "new_fingerprint": f"{key}-{i}"}
+        if not file.exists():
+            return part.map(encode, cache_file_name=str(file), **options)
+        try:
+            return part.map(encode, cache_file_name=str(file), load_from_cache_file=True, **options)
+        except Exception:  # noqa: BLE001 -- a damaged cache file (a killed write, a full disk): rebuild it
+            log.warning("tokenization cache file %s is damaged; rebuilding it", file)
+            file.unlink(missing_ok=True)
+            return part.map(encode, cache_file_name=str(file), load_from_cache_file=False, **options)
+
     shards = max(1, math.ceil(len(dataset) / SHARD_ROWS))
     parts = [
-        dataset.shard(shards, i, contiguous=True).map(
-            encode,
-            batched=True,
-            remove_columns=list(fields),
-            cache_file_name=str(folder / f"{i:05d}-of-{shards:05d}.arrow"),
-            load_from_cache_file=True,
-            new_fingerprint=f"{key}-{i}",
-        )
-        for i in track(range(shards), description=f"tokenize {stream.key}", enabled=show_progress)
+        shard(i, shards) for i in track(range(shards), description=f"tokenize {stream.key}", enabled=show_progress)
     ]
     return parts[0] if shards == 1 else datasets.concatenate_datasets(parts)
 

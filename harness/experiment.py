@@ -7,7 +7,6 @@ from its last saved state.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
@@ -23,7 +22,6 @@ from harness.config import RunConfig
 from harness.errors import ConfigError, DataError, RunError
 from harness.plugins import PluginManager, Registries
 from harness.runner import Job
-from harness.textfile import read_text
 
 log = logging.getLogger("harness")
 
@@ -158,7 +156,8 @@ def check_data(
                 rows[stream.key][split] = len(dataset)
                 for k, task in enumerate(stream.tasks):
                     if split != "test" and not is_labelled(task, dataset[f"label_{k}"]).any():
-                        sliced = f" (in the first {limit} rows drawn by max_{split}_examples)" if limit else ""
+                        key = "max_train_examples" if split == "train" else "max_eval_examples"
+                        sliced = f" (among the {limit} rows drawn by {key}={limit})" if limit == len(dataset) else ""
                         raise DataError(
                             f"task {task.name!r} has no labelled row in split {split!r}{sliced}; it cannot be "
                             "trained or selected: label some rows, or leave the task out of --tasks"
@@ -214,7 +213,8 @@ def run_experiment(
             done = job_dir / "result.json"
             if done.exists():
                 log.info("[%d/%d] %s: finished before, reusing %s", i, len(jobs), job.describe(), done)
-                results[key] = json.loads(read_text(done, RunError))
+                fix = f"delete {job_dir} to train that job again"
+                results[key] = rundir.read_json(done, ("kind", "tasks", "seed", "splits", "metrics", "history"), fix)
                 if progress is not None:
                     progress.skip_job(cost)
                 continue

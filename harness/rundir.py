@@ -47,6 +47,18 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def read_json(path: Path, keys: tuple[str, ...], fix: str) -> Any:
+    """A run-directory JSON object holding ``keys``; ``RunError`` naming the file and ``fix`` otherwise."""
+    try:
+        data = json.loads(read_text(path, RunError))
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path}: not valid JSON ({exc}); {fix}") from None
+    missing = [k for k in keys if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise RunError(f"{path}: not a harness file of this version (no {', '.join(map(repr, missing))}); {fix}")
+    return data
+
+
 def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> None:
     """Create the run directory, or check that ``--resume`` continues the same run.
 
@@ -73,6 +85,10 @@ def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> 
         raise RunError(f"--output {run_dir} is a non-empty folder that holds no harness run; choose a new folder")
     elif run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"--output {run_dir} is a file; choose a new folder")
+    try:  # on every process, so that all of them stop alike when it fails
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"--output {run_dir}: cannot create the run directory: {exc.strerror or exc}") from None
     acc.wait_for_everyone()
     if acc.is_main_process and not (config.exists() and trained_anything(run_dir)):
         write_json(config, run_info)

@@ -319,7 +319,8 @@ def test_task_without_labels_is_refused_before_training_and_the_run_can_be_redon
     args = ["--tasks", "uneven.a,uneven.b", "--profile", "smoke", "--set", "epochs=1", "--output", str(out)]
     assert main(["run", *args, "--data-option", "unlabelled=uneven.b"]) == 2
     err = capsys.readouterr().err
-    assert "task 'uneven.b' has no labelled row in split 'train'" in err
+    assert "task 'uneven.b' has no labelled row in split 'train'; it cannot be trained" in err
+    assert "max_train_examples" not in err  # the split (30 rows) is smaller than the smoke slice: no slice to blame
     assert not (out / "jobs").exists()  # nothing was trained
     # the run trained nothing: the same folder takes corrected settings, with or without --resume
     assert main(["run", *args, "--resume"]) == 0

@@ -209,3 +209,18 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
     resumed_results = json.loads((killed_dir / "results.json").read_text())
     assert resumed_results["tasks"] == straight_results["tasks"]  # same process layout: bitwise equal
     assert _train_losses(killed_dir) == _train_losses(tmp_path / "straight")
+
+
+def test_damaged_run_files_are_one_line_errors(toy_run, toy_env, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(toy_run, run)
+    (run / "results.json").write_text("{}\n")
+    assert main(["show", str(run)]) == 2
+    assert "not a harness file of this version (no 'plan', 'tasks', 'jobs')" in capsys.readouterr().err
+    job = next(run.glob("jobs/stl-*/result.json"))
+    job.write_text("garbage")
+    assert main(["run", *TOY, "--output", str(run), "--set", "epochs=2", "--seeds", "2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{job}: not valid JSON" in err and f"delete {job.parent} to train that job again" in err

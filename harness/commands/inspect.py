@@ -173,7 +173,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     from harness.console import print_table
     from harness.report import results_table
-    from harness.textfile import read_text
+    from harness.rundir import read_json
 
     run_dir: Path = args.run_dir
     if not (run_dir / "config.json").exists():
@@ -185,10 +185,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"{run_dir}: run not finished ({done} job(s) done); continue it with `harness run ... "
             f"--output {run_dir} --resume`"
         )
-    try:
-        results = json.loads(read_text(results_file, RunError))
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{results_file}: not valid JSON ({exc}); restore the file or rerun the run") from None
+    results = read_json(results_file, ("plan", "tasks", "jobs"), "restore the file, or rerun the run")
     if args.json:
         emit_json(results)
     else:

@@ -107,7 +107,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         "data_options": dict(ctx.options),
     }
     from harness import rundir
+    from harness.model import check_model
 
+    check_model(cfg.model, cfg.max_length)  # a bad --model or max_length fails before anything is written
     rundir.prepare(run_dir, run_info, args.resume, acc)  # refuse an existing run before announcing one
     log.info(
         "run %s: %d STL + %d MTL jobs on %d process(es), model %s",
@@ -118,7 +120,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg.model,
     )
     start = time.perf_counter()
-    results = run_experiment(cfg, args.manager, registries, plan, ctx, acc, run_dir, args.resume, run_info)
+    try:
+        results = run_experiment(cfg, args.manager, registries, plan, ctx, acc, run_dir, args.resume, run_info)
+    except KeyboardInterrupt:
+        log.warning(
+            "interrupted: finished jobs and saved epochs are kept; continue with the same command, "
+            "--output %s --resume",
+            run_dir,
+        )
+        raise
     if acc.is_main_process:
         print_table(results_table(results))
         console.print(f"run directory: {run_dir} ({time.perf_counter() - start:.0f}s)")

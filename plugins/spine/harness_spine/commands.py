@@ -58,7 +58,10 @@ def generate_command(args: argparse.Namespace) -> int:
     existing = [str(p) for p in targets if p.exists()]
     if existing and not args.force:
         raise RunError(f"{' and '.join(existing)}: already there; pass --force to overwrite or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"--out {out}: cannot create the folder ({exc.strerror or exc}); choose another --out") from None
     corpus = generate(config)
     count = write_reports(targets[0], (s.report for s in corpus.reports))
     truth = ground_truth(corpus)
