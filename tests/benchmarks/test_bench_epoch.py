@@ -19,6 +19,7 @@ from harness.data import Collator
 from harness.experiment import make_accelerator
 from harness.model import HeadSpec, build_model
 from harness.plugins import build_registries, new_manager
+from harness.progress import JobProgress
 from harness.runner import _optimizer, prepare_data, train_epoch
 
 MAX_RATIO = 1.3
@@ -36,7 +37,9 @@ def _epoch_runner(tasks, cfg, ctx, acc):
     scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
     model, optimizer, scheduler, loader = acc.prepare(model, optimizer, scheduler, loader)
     epoch = iter(range(10_000))
-    return lambda: train_epoch(model, [loader], data.streams, optimizer, scheduler, acc, cfg, next(epoch), 0, "bench")
+    return lambda: train_epoch(
+        model, [loader], data.streams, optimizer, scheduler, acc, cfg, next(epoch), 0, JobProgress()
+    )
 
 
 @pytest.mark.benchmark(group="spine-epoch")
