@@ -32,6 +32,7 @@ class RunConfig:
     batch_size: int = 16  # examples per optimizer micro-step, over all processes together
     eval_batch_size: int = 64
     epochs: int = 2  # the spine main job fits 15 minutes on 2 CPU cores with 2 epochs
+    patience: int = 0  # early stopping: stop a job after this many epochs without a better dev score; 0 = off
     learning_rate: float = 1e-4  # all-MiniLM-L6-v2 is small; 1e-4 learns within 2 epochs
     head_learning_rate: float = 1e-3  # the randomly initialised heads; 0 = learning_rate (MTL heads converge slower)
     weight_decay: float = 0.01
@@ -58,6 +59,7 @@ class RunConfig:
             (self.multilabel_threshold in THRESHOLDS, f"multilabel_threshold must be one of {', '.join(THRESHOLDS)}"),
             (self.batch_size > 0 and self.eval_batch_size > 0, "batch sizes must be positive"),
             (self.epochs > 0 and self.seeds > 0, "epochs and seeds must be positive"),
+            (self.patience >= 0, "patience must be >= 0 (0 = no early stopping)"),
             (self.grad_accum_steps > 0, "grad_accum_steps must be positive"),
             (self.max_length > 8, "max_length must be above 8"),
             (self.temperature > 0, "temperature must be positive"),

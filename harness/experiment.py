@@ -78,6 +78,7 @@ def summarise(
             "higher_is_better": registries.metrics.get(primary).higher_is_better,
             "split": stl[0]["splits"][name],
             "stl": _per_metric([r["metrics"][name] for r in stl], task.metrics),
+            "best_epochs": {"stl": [r["best_epoch"] for r in stl]},  # per seed: is a model still improving?
         }
         if "thresholds" in stl[0] and name in stl[0]["thresholds"]["values"]:
             entry["thresholds"] = stl[0]["thresholds"]["mode"]  # multi-label decision thresholds: fixed | tuned
@@ -87,6 +88,7 @@ def summarise(
             if len(splits) != 1:  # same rows, same labels: only a bug or edited files can get here
                 raise RunError(f"task {name!r} was scored on different splits by its jobs ({sorted(splits)})")
             entry["mtl"] = _per_metric([r["metrics"][name] for r in mtl], task.metrics)
+            entry["best_epochs"]["mtl"] = [r["best_epoch"] for r in mtl]
             pairs = [(m["metrics"][name][primary], s["metrics"][name][primary]) for m, s in zip(mtl, stl, strict=True)]
             diffs: list[float] = [m - s for m, s in pairs if m is not None and s is not None]
             entry["gap"] = {
@@ -238,6 +240,8 @@ def run_experiment(
     summary = summarise(results, plan, tasks, registries)
     output = {
         "plan": {"tasks": plan.tasks, "group": plan.group, "seeds": plan.seeds},
+        # how an MTL job combines its heads' losses, and how long jobs train
+        "training": {"loss_weighting": "equal", "epochs": cfg.epochs, "patience": cfg.patience},
         "tasks": summary,
         "jobs": {k: {"kind": r["kind"], "tasks": r["tasks"], "seed": r["seed"]} for k, r in sorted(results.items())},
         "rows": rows,

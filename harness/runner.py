@@ -358,6 +358,9 @@ def run_job(
         log.info("resuming %s after epoch %d from %s", job.kind, len(history), job_dir / "state")
     progress.resume(len(history))
     for epoch in range(len(history), cfg.epochs):
+        if stopped_early(history, cfg.patience):
+            log.info("%s: no better dev score in %d epoch(s): stopping early", job.describe(), cfg.patience)
+            break
         epoch_seed = job.seed * 10_007 + epoch  # each epoch's order and dropout, independent of a resume
         set_seed(epoch_seed)
         loss = train_epoch(
@@ -373,6 +376,17 @@ def run_job(
         _checkpoint(acc, job_dir, history)
     acc.free_memory()
     return _final(job, tasks, history, data.fingerprints, cfg)
+
+
+def stopped_early(history: list[dict[str, Any]], patience: int) -> bool:
+    """True when the last ``patience`` epochs brought no better selection score (0 = never stop).
+
+    Decided from the saved history alone, so a resumed job stops where an uninterrupted one does.
+    """
+    if patience <= 0 or not history:
+        return False
+    best = max(range(len(history)), key=lambda i: history[i]["selection"])  # first best epoch
+    return len(history) - 1 - best >= patience
 
 
 def reported_split(record: dict[str, Any], task: TaskSpec) -> str:
@@ -391,6 +405,7 @@ def _final(
         "tasks": list(job.tasks),
         "seed": job.seed,
         "best_epoch": best["epoch"],
+        "epochs_trained": len(history),
         "splits": splits,
         "metrics": {t.name: best[splits[t.name]][t.name] for t in tasks},
         "dev": {t.name: best["dev"][t.name] for t in tasks},

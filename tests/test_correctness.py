@@ -325,3 +325,49 @@ def test_task_without_labels_is_refused_before_training_and_the_run_can_be_redon
     # the run trained nothing: the same folder takes corrected settings, with or without --resume
     assert main(["run", *args, "--resume"]) == 0
     assert (out / "results.json").exists()
+
+
+def test_early_stopping_is_decided_from_the_history():
+    from harness.runner import stopped_early
+
+    history = [{"selection": s} for s in (0.5, 0.7, 0.6, 0.7)]  # best first reached at epoch 2
+    assert not stopped_early(history[:2], patience=1)
+    assert stopped_early(history[:3], patience=1) and not stopped_early(history[:3], patience=2)
+    assert stopped_early(history, patience=2)  # a tie is no improvement
+    assert not stopped_early(history, patience=0)
+
+
+@pytest.mark.slow
+def test_early_stopped_job_resumes_to_the_same_result(tmp_path, monkeypatch):
+    """patience=1 on a task that peaks early: the job stops before max epochs, reports its best
+    epoch, and a run killed after the stopping epoch resumes to the same result."""
+    from harness import config, runner
+    from harness.experiment import make_accelerator
+    from harness.runner import Job, run_job
+
+    tasks, metrics = _uneven_tasks(["uneven.a"])
+    cfg = config.resolve("smoke", sets=["batch_size=4", "epochs=8", "patience=1", "learning_rate=0.01"])
+    acc = make_accelerator(cfg, False)
+    job = Job("stl", ("uneven.a",), 0)
+    straight = run_job(job, tasks, metrics, cfg, LoadContext(), acc, tmp_path / "straight", resume=False)
+    trained = straight["epochs_trained"]
+    assert trained < 8 and trained == straight["best_epoch"] + 1  # stopped one epoch after the last best
+
+    class Killed(Exception):
+        pass
+
+    save, calls = runner._checkpoint, []
+
+    def kill_at_the_end(acc, job_dir, history):
+        save(acc, job_dir, history)
+        calls.append(len(history))
+        if len(history) == trained:
+            raise Killed
+
+    monkeypatch.setattr(runner, "_checkpoint", kill_at_the_end)
+    with pytest.raises(Killed):
+        run_job(job, tasks, metrics, cfg, LoadContext(), acc, tmp_path / "killed", resume=False)
+    acc.free_memory()
+    monkeypatch.setattr(runner, "_checkpoint", save)
+    resumed = run_job(job, tasks, metrics, cfg, LoadContext(), acc, tmp_path / "killed", resume=True)
+    assert resumed["epochs_trained"] == trained and resumed["metrics"] == straight["metrics"]
