@@ -208,6 +208,14 @@ def test_standardize_removes_an_outlier_dimension_that_dominates_plain_cka():
     assert linear_cka_debiased(x, y, standardize=True) == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_a_constant_column_with_a_huge_offset_changes_nothing(estimator):
+    x = rng(22).normal(size=(7, 3))
+    offset = np.full((7, 1), 1e15 + 0.2)  # centring it leaves a round-off of 0.125 in float64 at n = 7
+    assert estimator(x, np.hstack([x, offset])) == pytest.approx(1.0, abs=1e-12)
+    assert estimator(x, np.hstack([x, offset]), standardize=True) == pytest.approx(1.0, abs=1e-12)
+
+
 # --- errors instead of NaN ------------------------------------------------------------------------
 
 

@@ -68,19 +68,32 @@ def _check_unbiased_n(n: int) -> None:
         raise AnalysisError(f"the unbiased HSIC estimator needs n >= 4 examples; got n={n}")
 
 
+def _centre_columns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column-centred x [n, p] with constant columns set to exactly 0, and the [p] mask of those columns.
+
+    Judged column by column, so a column with a huge constant offset neither leaves its
+    round-off behind nor makes the small variation of the other columns look like round-off.
+    """
+    centred = x - x.mean(axis=0)  # [n, p]
+    constant = np.linalg.norm(centred, axis=0) <= _CONSTANT_RTOL * np.linalg.norm(x, axis=0)  # [p]
+    centred[:, constant] = 0.0
+    return centred, constant
+
+
+def _zscore(centred: np.ndarray, constant: np.ndarray) -> np.ndarray:
+    std = np.sqrt((centred**2).mean(axis=0))  # [p], ddof=0
+    return centred / np.where(constant, 1.0, std)
+
+
 def standardize_features(x: ArrayLike) -> np.ndarray:
     """Z-score every feature (column) of x [n, p] over its n examples: (x - mean) / std, ddof=0.
 
     Offered before CKA because a few outlier dimensions with large variance can dominate
-    linear CKA on transformer representations. A constant column (zero variance) carries no
-    information and becomes 0 instead of a division by zero. Returns a new float64 [n, p] array.
+    linear CKA on transformer representations. A constant column (zero variance, up to
+    round-off) carries no information and becomes 0 instead of a division by zero. Returns a
+    new float64 [n, p] array.
     """
-    a = _as_matrix(x, "x")
-    centred = a - a.mean(axis=0)  # [n, p]
-    std = np.sqrt((centred**2).mean(axis=0))  # [p]
-    magnitude = np.sqrt((a**2).mean(axis=0))  # [p]
-    constant = std <= _CONSTANT_RTOL * magnitude
-    return np.where(constant, 0.0, centred / np.where(constant, 1.0, std))
+    return _zscore(*_centre_columns(_as_matrix(x, "x")))
 
 
 @dataclass(frozen=True)
@@ -99,9 +112,11 @@ def _use_gram(n: int, widths: Sequence[int]) -> bool:
 
 
 def _prepare(x: np.ndarray, *, gram: bool, standardize: bool, name: str) -> _Prepared:
-    centred = standardize_features(x) if standardize else x - x.mean(axis=0)  # [n, p]
-    if np.linalg.norm(centred) <= _CONSTANT_RTOL * np.linalg.norm(x):
+    centred, constant = _centre_columns(x)  # [n, p], [p]
+    if constant.all():
         raise AnalysisError(f"{name} is constant over its {x.shape[0]} examples (zero variance): CKA is undefined")
+    if standardize:
+        centred = _zscore(centred, constant)
     sq_norms = np.einsum("ij,ij->i", centred, centred)
     if gram:
         return _Prepared(x.shape[0], None, centred @ centred.T, sq_norms)
