@@ -35,3 +35,11 @@ class DataError(HarnessError):
 
 class RunError(HarnessError):
     """A run cannot start or continue (existing output, missing state to resume, ...)."""
+
+
+class AnalysisError(HarnessError, ValueError):
+    """An analysis is undefined on its input (constant representation, zero gradient, too few rows, ...).
+
+    A ``ValueError`` for callers of the pure functions in ``harness.analyses``, a ``HarnessError``
+    for the CLI, which prints it as one line. The analyses raise it instead of returning NaN.
+    """

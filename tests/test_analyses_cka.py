@@ -18,8 +18,7 @@ from harness.analyses.cka import (
     linear_cka_debiased,
     standardize_features,
 )
-from harness.analyses.errors import AnalysisError
-from harness.errors import HarnessError
+from harness.errors import AnalysisError, HarnessError
 
 ESTIMATORS = [linear_cka, linear_cka_debiased]
 SHAPES = [(40, 5), (8, 20)]  # n > p: feature-space form; n < p: Gram form

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from harness.analyses import gradients
-from harness.analyses.errors import AnalysisError
 from harness.analyses.gradients import (
     gradient_alignment,
     gradient_cosine,
     gradient_cosine_matrix,
     transformer_layer_of,
 )
+from harness.errors import AnalysisError
 
 EMB = "encoder.embeddings.word_embeddings.weight"
 Q0 = "encoder.encoder.layer.0.attention.self.query.weight"

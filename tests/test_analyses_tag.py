@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from harness.analyses.errors import AnalysisError
 from harness.analyses.tag import inter_task_affinity
+from harness.errors import AnalysisError
 
 
 class Targets(nn.Module):

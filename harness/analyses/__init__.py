@@ -16,7 +16,6 @@ from harness.analyses.cka import (
     linear_cka_debiased,
     standardize_features,
 )
-from harness.analyses.errors import AnalysisError
 from harness.analyses.gradients import (
     GradientAlignment,
     PairGradientAlignment,
@@ -25,6 +24,7 @@ from harness.analyses.gradients import (
     gradient_cosine_matrix,
     transformer_layer_of,
 )
+from harness.errors import AnalysisError
 
 __all__ = [
     "AnalysisError",

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from harness.analyses.errors import AnalysisError
+from harness.errors import AnalysisError
 
 # Centring leaves round-off of about 1e-16 of the values' magnitude in a constant column;
 # anything below this share of the magnitude is treated as exactly constant.

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.analyses.errors import AnalysisError
+from harness.errors import AnalysisError
 
 if TYPE_CHECKING:
     import torch
