@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import DataError, HarnessError, PluginError, TaskSpecError
-from harness.hookspecs import hookimpl
+from harness.hookspecs import Register, hookimpl
 
 if TYPE_CHECKING:
     import datasets
@@ -44,8 +44,6 @@ MISSING_LABEL = -100
 SPLITS = ("train", "dev", "test")
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
-
-Register = Callable[[Any], None]
 
 
 class ProblemType(StrEnum):

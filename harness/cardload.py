@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.api import MISSING_LABEL, LoadContext, ProblemType
-from harness.cards import DIALECTS, LABEL, Card, Pairs, SplitFile, _display
+from harness.cardspec import DIALECTS, LABEL, Card, Pairs, SplitFile
+from harness.cardspec import display_path as _display
 from harness.errors import DataError
 from harness.textfile import open_text, read_text
 

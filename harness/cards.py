@@ -46,21 +46,20 @@ This module reads and validates cards; ``harness.cardload`` loads their data.
 
 from __future__ import annotations
 
-import csv
 import difflib
 import functools
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.api import SPLITS, ProblemType, TaskSpec
+from harness.cardload import load_split
+from harness.cardspec import DIALECTS, LABEL, Card, HubSource, SplitFile
+from harness.cardspec import display_path as _display
 from harness.errors import TaskSpecError
 
 __all__ = ["load_card", "load_cards"]
 
-LABEL = "label"  # the Dataset's label column
-DIALECTS = {"tsv": ("\t", csv.QUOTE_NONE), "csv": (",", csv.QUOTE_MINIMAL)}  # (separator, quoting)
 FORMATS = (*DIALECTS, "jsonl")
 
 # key -> (kind, required), per table. Kinds are named in KINDS.
@@ -97,45 +96,6 @@ HUB = {
 }
 KINDS = {"str": "a string", "bool": "a boolean", "list": "a list of strings", "map": "a table of strings"}
 
-Pairs = tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class SplitFile:
-    path: str
-    header: bool
-    columns: tuple[str, ...]  # with header = false
-
-
-@dataclass(frozen=True)
-class HubSource:
-    path: str
-    name: str | None
-    splits: Pairs  # harness split -> hub split
-    label_field: str
-    rename: Pairs
-
-
-@dataclass(frozen=True)
-class Card:
-    """What a card's loader needs; hashable, so loaded splits can be cached per card."""
-
-    file: Path
-    task: str
-    problem_type: ProblemType
-    labels: tuple[str, ...]
-    text_fields: tuple[str, ...]
-    format: str
-    root_env: str | None
-    label_field: str
-    label_map: Pairs
-    label_separator: str
-    missing_label: str | None
-    rename: Pairs  # file column -> Dataset column
-    splits: tuple[tuple[str, SplitFile], ...]
-    hub: HubSource | None
-
-
 # --- reading and validating cards -------------------------------------------------------------
 
 
@@ -169,7 +129,6 @@ def load_card(path: Path) -> TaskSpec:
     data = raw["data"]
     _check(data, DATA, where, "data.")
     card = _card(raw, path.resolve(), where)
-    from harness.cardload import load_split  # here, not at the top: cardload imports this module
 
     try:
         return TaskSpec(
@@ -331,10 +290,3 @@ def _hub(table: dict[str, Any], where: str) -> HubSource:
         label_field=table.get("label_field", LABEL),
         rename=tuple(table.get("rename", {}).items()),
     )
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str], early: argparse.Namespace) -> int:
+    from harness import commands
     from harness.console import console
-    from harness.plugins import new_manager
+    from harness.plugins import COMMANDS_PLUGIN, new_manager
 
     try:
         extra: list[tuple[str, object]] = []
@@ -118,7 +119,8 @@ def _run(argv: list[str], early: argparse.Namespace) -> int:
             from harness.taskdir import TaskDirPlugin, plugin_name
 
             extra.append((plugin_name(early.tasks_dir), TaskDirPlugin(early.tasks_dir)))
-        manager = new_manager(load=[*early.plugin, *(name for name, _ in extra)], extra=extra)
+        wanted = [*early.plugin, *(name for name, _ in extra)]
+        manager = new_manager(load=wanted, extra=extra, core=[(COMMANDS_PLUGIN, commands)])
         parser = build_parser(manager)
         args = parser.parse_args(argv)
         if getattr(args, "func", None) is None:

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.api import Grouper, Metric, Predictor, Register, TaskSpec
-from harness.commands import register_commands  # noqa: F401 -- the core's sub-commands
 from harness.hookspecs import hookimpl
 from harness.metrics import METRICS, metric_fn
 

@@ -7,6 +7,7 @@ Every hook here must be documented in the README (a test checks that).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -14,9 +15,9 @@ import pluggy
 if TYPE_CHECKING:
     import argparse
 
-    from harness.api import Register
-
 PROJECT = "harness"
+#: The callback a ``register_*`` hook receives: call it with each object the plugin contributes.
+Register = Callable[[Any], None]
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 

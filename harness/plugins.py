@@ -29,6 +29,10 @@ from harness.registry import Registry, unknown_name_message
 
 ENTRY_POINT_GROUP = "harness"
 DEFAULT_PLUGIN = "harness.default"
+#: The core's own sub-commands: a plugin the CLI registers (``harness.commands``), so that the
+#: plugin layer never imports the command layer above it.
+COMMANDS_PLUGIN = "harness.commands"
+CORE_PLUGINS = (DEFAULT_PLUGIN, COMMANDS_PLUGIN)
 #: Set to a non-empty value to load only the plugins named with ``--plugin``.
 DISABLE_AUTOLOAD_ENV = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
 #: Comma-separated importable modules to register as plugins without packaging them.
@@ -65,9 +69,10 @@ class PluginManager:
         return self.pm.hook
 
     def names(self) -> list[str]:
-        """Loaded plugin names, default plugin first, then by name: the order hooks are called in."""
+        """Loaded plugin names, the core's first (``CORE_PLUGINS`` order), then by name: the order of hook calls."""
         names = [n for n, _ in self.pm.list_name_plugin()]
-        return sorted(names, key=lambda n: (n != DEFAULT_PLUGIN, n))
+        rank = {n: i for i, n in enumerate(CORE_PLUGINS)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
     def hooks_of(self, name: str) -> list[str]:
         plugin = self.pm.get_plugin(name)
@@ -135,6 +140,7 @@ def new_manager(
     autoload: bool | None = None,
     entry_points: Callable[[], list[importlib.metadata.EntryPoint]] = _entry_points,
     extra: Iterable[tuple[str, object]] = (),
+    core: Iterable[tuple[str, object]] = (),
 ) -> PluginManager:
     """Build a plugin manager: the default plugin, entry-point plugins, ``HARNESS_PLUGIN_MODULES``, ``extra``.
 
@@ -143,7 +149,8 @@ def new_manager(
     other installed plugin is loaded too. A plugin that fails to import or implements an unknown
     hook is recorded in ``failed`` and skipped; raises ``PluginError`` only when a wanted plugin
     failed or is unknown. ``extra`` registers (name, module-or-object) pairs directly, for tests
-    and embedding.
+    and embedding; ``core`` registers more of the core's own plugins right after the default one
+    (the CLI passes its commands, ``COMMANDS_PLUGIN``).
     """
     from harness import default_plugin
 
@@ -153,6 +160,8 @@ def new_manager(
     pm.add_hookspecs(hookspecs)
     manager = PluginManager(pm, wanted=list(load))
     _add(manager, DEFAULT_PLUGIN, default_plugin, _version("harness"))
+    for name, plugin in core:
+        _add(manager, name, plugin, _version("harness"))
     for ep in entry_points():
         manager.available.append(ep.name)
         if autoload or ep.name in manager.wanted:

@@ -86,7 +86,7 @@ def _split_sizes(task: Any, ctx: Any) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from harness.commands.run import load_context, task_owners
+    from harness.commands.common import load_context, task_owners
     from harness.plugins import build_registries
 
     registries = build_registries(args.manager)

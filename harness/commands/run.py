@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.api import LoadContext
+from harness.commands.common import load_context, task_owners
 from harness.config import PROFILES
 from harness.errors import ConfigError
 
@@ -35,25 +35,6 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its saved state")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.set_defaults(func=cmd_run)
-
-
-def load_context(data: Path | None, options: list[str], seed: int, profile: str) -> LoadContext:
-    parsed = {}
-    for item in options:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--data-option {item!r}: expected key=value")
-        parsed[key.strip()] = value.strip()
-    if data is not None and not data.exists():
-        raise ConfigError(f"--data {data}: no such file or folder")
-    return LoadContext(data_dir=data, seed=seed, profile=profile, options=parsed)
-
-
-def task_owners(args: argparse.Namespace) -> set[str]:
-    """The plugins whose tasks a command selects: ``--plugin`` names and the ``--tasks-dir`` cards."""
-    from harness.taskdir import plugin_name
-
-    return set(args.plugin) | ({plugin_name(args.tasks_dir)} if args.tasks_dir else set())
 
 
 def select_tasks(args: argparse.Namespace, registries: Any) -> list[str]:
