@@ -11,7 +11,6 @@ import logging
 import math
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,36 +19,10 @@ import numpy as np
 from harness.api import LoadContext, TaskSpec
 from harness.config import RunConfig
 from harness.errors import ConfigError, DataError, RunError
+from harness.plan import Job, Plan
 from harness.plugins import PluginManager, Registries
-from harness.runner import Job
 
 log = logging.getLogger("harness")
-
-
-@dataclass(frozen=True)
-class Plan:
-    tasks: tuple[str, ...]  # every selected task gets an STL job per seed
-    group: tuple[str, ...]  # the MTL group (one job per seed)
-    seeds: tuple[int, ...]
-
-    def jobs(self) -> list[Job]:
-        jobs = []
-        for seed in self.seeds:
-            jobs += [Job("stl", (t,), seed) for t in self.tasks]
-            jobs.append(Job("mtl", self.group, seed))
-        return jobs
-
-
-def make_plan(selected: Sequence[str], group: Sequence[str] | None, cfg: RunConfig) -> Plan:
-    group = list(group) if group else list(selected)
-    outside = [t for t in group if t not in selected]
-    if outside:
-        raise ConfigError(f"--group names task(s) not selected with --tasks: {', '.join(outside)}")
-    if len(group) < 2:
-        raise ConfigError("an MTL group needs at least two tasks; select more with --tasks or --group")
-    if len(set(group)) != len(group):
-        raise ConfigError(f"--group lists a task twice: {', '.join(group)}")
-    return Plan(tuple(selected), tuple(group), tuple(cfg.seed_list))
 
 
 def t_interval(values: Sequence[float], level: float = 0.95) -> list[float] | None:

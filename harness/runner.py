@@ -8,7 +8,6 @@ keep the best epoch by the mean primary dev metric, save the state for ``--resum
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -29,6 +28,7 @@ from harness.config import RunConfig
 from harness.data import Collator, Stream, make_streams, split_batch, stream_split, tokenize
 from harness.errors import RunError
 from harness.model import HeadSpec, build_model, task_loss_sum
+from harness.plan import Job
 from harness.progress import JobProgress
 from harness.registry import Registry
 from harness.sampling import epoch_schedule
@@ -295,31 +295,6 @@ def selection_score(record: dict[str, Any], tasks: Sequence[TaskSpec], metrics: 
         sign = 1.0 if metrics.get(task.metrics[0]).higher_is_better else -1.0
         values.append(sign * value if value is not None else -math.inf)
     return float(np.mean(values))
-
-
-@dataclass(frozen=True)
-class Job:
-    """One training: ``kind`` is "stl" or "mtl"; STL is simply a job with one task."""
-
-    kind: str
-    tasks: tuple[str, ...]
-    seed: int
-
-    def describe(self) -> str:
-        tasks = "+".join(self.tasks) if len(self.tasks) <= 3 else f"{len(self.tasks)} tasks"
-        return f"{self.kind.upper()} {tasks} seed {self.seed}"
-
-    def key(self, config_hash: str) -> str:
-        """The job's folder name: kind, seed, readable task names, and a hash of everything.
-
-        ``stl-0-cervical.disc-<hash>``, ``mtl-0-rte+stsb-<hash>``, ``mtl-0-16tasks-<hash>``; the
-        names are shortened to 48 characters (the hash keeps the key unique).
-        """
-        text = json.dumps([self.kind, self.tasks, self.seed, config_hash])
-        names = "+".join(self.tasks)
-        if len(names) > 48:
-            names = f"{len(self.tasks)}tasks" if len(self.tasks) > 1 else names[:48]
-        return f"{self.kind}-{self.seed}-{names}-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def run_job(

@@ -61,3 +61,14 @@ def test_harness_imports_have_no_cycle():
     graph = import_graph()
     assert "harness.runner" in graph and "harness.data" in graph["harness.runner"]  # the graph is read
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+def test_planning_does_not_import_torch():
+    """Plans and the protocol module are data and orchestration: the training stack loads only to train."""
+    import subprocess
+    import sys
+
+    code = "import sys, harness.plan, harness.experiment, harness.cli; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -261,7 +261,8 @@ def test_resume_under_gradient_accumulation_equals_a_straight_run(tmp_path, monk
 
     from harness import config, runner
     from harness.experiment import make_accelerator
-    from harness.runner import Job, run_job
+    from harness.plan import Job
+    from harness.runner import run_job
 
     tasks, metrics = _uneven_tasks(["uneven.a", "uneven.b"])
     cfg = config.resolve("smoke", sets=["batch_size=4", "grad_accum_steps=3", "epochs=3", "warmup_ratio=0.2"])
@@ -343,7 +344,8 @@ def test_early_stopped_job_resumes_to_the_same_result(tmp_path, monkeypatch):
     epoch, and a run killed after the stopping epoch resumes to the same result."""
     from harness import config, runner
     from harness.experiment import make_accelerator
-    from harness.runner import Job, run_job
+    from harness.plan import Job
+    from harness.runner import run_job
 
     tasks, metrics = _uneven_tasks(["uneven.a"])
     cfg = config.resolve("smoke", sets=["batch_size=4", "epochs=8", "patience=1", "learning_rate=0.01"])

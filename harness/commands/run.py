@@ -66,7 +66,8 @@ def _output_dir(args: argparse.Namespace, acc: Any) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import config as configs
     from harness.console import console, print_table
-    from harness.experiment import make_accelerator, make_plan, needs_unused_parameters, run_experiment
+    from harness.experiment import make_accelerator, needs_unused_parameters, run_experiment
+    from harness.plan import make_plan
     from harness.plugins import build_registries
     from harness.report import results_table
 
