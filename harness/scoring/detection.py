@@ -23,10 +23,11 @@ def significant_negative(G: np.ndarray, *, alpha: float = 0.05) -> np.ndarray:
         raise AnalysisError(f"testing a gap against 0 needs at least 2 seeds; got {G.shape[0]}: train more seeds")
     mask = measured_pairs(G)
     x = G[:, mask]  # [S, n_pairs]
-    result = stats.ttest_1samp(x, 0.0, axis=0)
-    high = np.asarray(result.confidence_interval(1 - alpha).high)
-    constant = np.ptp(x, axis=0) == 0
-    high = np.where(constant, x[0], high)
+    high = x[0].copy()  # the zero-width interval of a pair without spread
+    spread = np.ptp(x, axis=0) > 0
+    if spread.any():
+        result = stats.ttest_1samp(x[:, spread], 0.0, axis=0)
+        high[spread] = result.confidence_interval(1 - alpha).high
     out = np.zeros(mask.shape, dtype=bool)
     out[mask] = high < 0
     return out
