@@ -82,7 +82,7 @@ def _per_metric(records: list[dict[str, float | None]], metrics: Sequence[str]) 
     return out
 
 
-def make_accelerator(cfg: RunConfig, multi_stream: bool) -> Any:
+def make_accelerator(cfg: RunConfig) -> Any:
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
 
@@ -92,20 +92,13 @@ def make_accelerator(cfg: RunConfig, multi_stream: bool) -> Any:
         # seedable sampler orders epoch e by (job seed + e) alike on one process or many.
         # Gradient accumulation is the runner's (windows that end with each epoch, no_sync).
         dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
-        # MTL over several streams leaves the other streams' heads unused in a step.
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=multi_stream)],
+        # find_unused_parameters is set per job by the runner (only MTL over several streams needs it).
+        kwargs_handlers=[DistributedDataParallelKwargs()],
     )
     for size, name in ((cfg.batch_size, "batch_size"), (cfg.eval_batch_size, "eval_batch_size")):
         if size % acc.num_processes:
             raise ConfigError(f"{name}={size} must be a multiple of the {acc.num_processes} processes")
     return acc
-
-
-def needs_unused_parameters(plan: Plan, registries: Registries) -> bool:
-    """True when the MTL group spans several input streams (some heads idle in each step)."""
-    from harness.data import make_streams
-
-    return len(make_streams([registries.tasks.get(t) for t in plan.group])) > 1
 
 
 def check_data(

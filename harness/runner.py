@@ -326,6 +326,8 @@ def run_job(
     micro_steps = sum(len(dl) for dl in train_loaders)  # per epoch, whatever the sampling strategy
     updates = len(accumulation_windows(micro_steps, cfg.grad_accum_steps)) * cfg.epochs  # optimizer steps taken
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * updates), updates)
+    if acc.ddp_handler is not None:  # MTL over several streams leaves the other streams' heads idle in a step
+        acc.ddp_handler.find_unused_parameters = len(data.streams) > 1
     model, optimizer, scheduler, *train_loaders = acc.prepare(model, optimizer, scheduler, *train_loaders)
     eval_loaders = {k: [(s, acc.prepare(dl)) for s, dl in v] for k, v in eval_loaders.items()}
     history = _restore(acc, job_dir) if resume else []

@@ -266,7 +266,7 @@ def test_resume_under_gradient_accumulation_equals_a_straight_run(tmp_path, monk
 
     tasks, metrics = _uneven_tasks(["uneven.a", "uneven.b"])
     cfg = config.resolve("smoke", sets=["batch_size=4", "grad_accum_steps=3", "epochs=3", "warmup_ratio=0.2"])
-    acc = make_accelerator(cfg, False)
+    acc = make_accelerator(cfg)
     job = Job("mtl", ("uneven.a", "uneven.b"), 0)
     schedulers = []
     make_schedule = transformers.get_linear_schedule_with_warmup
@@ -349,7 +349,7 @@ def test_early_stopped_job_resumes_to_the_same_result(tmp_path, monkeypatch):
 
     tasks, metrics = _uneven_tasks(["uneven.a"])
     cfg = config.resolve("smoke", sets=["batch_size=4", "epochs=8", "patience=1", "learning_rate=0.01"])
-    acc = make_accelerator(cfg, False)
+    acc = make_accelerator(cfg)
     job = Job("stl", ("uneven.a",), 0)
     straight = run_job(job, tasks, metrics, cfg, LoadContext(), acc, tmp_path / "straight", resume=False)
     trained = straight["epochs_trained"]

@@ -66,7 +66,7 @@ def _output_dir(args: argparse.Namespace, acc: Any) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import config as configs
     from harness.console import console, print_table
-    from harness.experiment import make_accelerator, needs_unused_parameters, run_experiment
+    from harness.experiment import make_accelerator, run_experiment
     from harness.plan import make_plan
     from harness.plugins import build_registries
     from harness.report import results_table
@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     group = [t.strip() for t in args.group.split(",")] if args.group else None
     plan = make_plan(selected, group, cfg)
     ctx = load_context(args.data, args.data_option, seed=cfg.data_seed, profile=args.profile)
-    acc = make_accelerator(cfg, needs_unused_parameters(plan, registries))
+    acc = make_accelerator(cfg)
     run_dir = _output_dir(args, acc)
     run_info = {
         "profile": args.profile,

@@ -48,7 +48,7 @@ def test_mtl_epoch_costs_about_one_stl_epoch(benchmark):
     tasks = [e.value for e in registries.tasks if e.name.startswith("cervical.")]
     cfg = resolve("smoke")
     ctx = LoadContext(profile="default")
-    acc = make_accelerator(cfg, multi_stream=False)
+    acc = make_accelerator(cfg)
     stl = _epoch_runner(tasks[:1], cfg, ctx, acc)
     mtl = _epoch_runner(tasks, cfg, ctx, acc)
     stl(), mtl()  # warm-up
