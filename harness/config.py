@@ -73,6 +73,11 @@ class RunConfig:
             if not ok:
                 raise ConfigError(f"invalid config: {message}")
 
+    def example_limit(self, split: str) -> tuple[str, int]:
+        """(config key, rows) of the seeded slice a split is cut to: train or evaluation (0 = all)."""
+        key = "max_train_examples" if split == "train" else "max_eval_examples"
+        return key, getattr(self, key)
+
     @property
     def seed_list(self) -> list[int]:
         return [self.seed + i for i in range(self.seeds)]

@@ -144,13 +144,13 @@ def missing_label(task: TaskSpec) -> Any:
     return MISSING_LABEL
 
 
-def is_labelled(task: TaskSpec, values: Sequence[Any]) -> np.ndarray:
-    """Boolean mask of the annotated rows of a label column."""
+def is_labelled(task: TaskSpec, values: Any) -> np.ndarray:
+    """[rows] boolean mask of the annotated rows of a label column (a list or an array of references)."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
     if task.problem_type is ProblemType.REGRESSION:
-        return ~np.isnan(np.asarray([math.nan if v is None else v for v in values], dtype=float))
-    if task.problem_type is ProblemType.MULTI_LABEL:
-        return np.asarray([all(x != MISSING_LABEL for x in row) for row in values], dtype=bool)
-    return np.asarray(values) != MISSING_LABEL
+        return ~np.isnan(np.asarray(values, dtype=float))  # None becomes NaN
+    return (np.asarray(values) != MISSING_LABEL).reshape(len(values), -1).all(axis=1)
 
 
 def check_labels(task: TaskSpec, values: Sequence[Any], split: str) -> None:

@@ -117,14 +117,13 @@ def check_data(
         for stream in make_streams([tasks[t] for t in plan.tasks]):
             rows[stream.key] = {}
             for split in ("train", "dev", "test"):
-                limit = cfg.max_train_examples if split == "train" else cfg.max_eval_examples
+                key, limit = cfg.example_limit(split)
                 dataset = stream_split(stream, split, ctx, limit)
                 if dataset is None:
                     continue
                 rows[stream.key][split] = len(dataset)
                 for k, task in enumerate(stream.tasks):
                     if split != "test" and not is_labelled(task, dataset[f"label_{k}"]).any():
-                        key = "max_train_examples" if split == "train" else "max_eval_examples"
                         sliced = f" (among the {limit} rows drawn by {key}={limit})" if limit == len(dataset) else ""
                         raise DataError(
                             f"task {task.name!r} has no labelled row in split {split!r}{sliced}; it cannot be "

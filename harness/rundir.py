@@ -67,10 +67,11 @@ def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> 
     An existing folder that is not a run directory is refused, so nothing of the user's is mixed in.
     """
     config = run_dir / "config.json"
-    if config.exists() and trained_anything(run_dir):
+    started = config.exists() and trained_anything(run_dir)
+    if started:
         if not resume:
             raise RunError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --output")
-        previous = json.loads(read_text(config, RunError))
+        previous = read_json(config, (), "restore it, or choose another --output")
         if previous != json.loads(json.dumps(run_info)):
             changed = sorted(k for k in set(previous) | set(run_info) if previous.get(k) != run_info.get(k))
             raise RunError(
@@ -90,7 +91,7 @@ def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> 
     except OSError as exc:
         raise RunError(f"--output {run_dir}: cannot create the run directory: {exc.strerror or exc}") from None
     acc.wait_for_everyone()
-    if acc.is_main_process and not (config.exists() and trained_anything(run_dir)):
+    if acc.is_main_process and not started:
         write_json(config, run_info)
     acc.wait_for_everyone()
 

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from harness.api import MISSING_LABEL, LoadContext, ProblemType, TaskSpec
 from harness.config import RunConfig
-from harness.data import Collator, Stream, make_streams, split_batch, stream_split, tokenize
+from harness.data import Collator, Stream, is_labelled, make_streams, split_batch, stream_split, tokenize
 from harness.errors import RunError
 from harness.model import HeadSpec, build_model, task_loss_sum
 from harness.plan import Job
@@ -54,8 +54,7 @@ def prepare_data(
     with acc.main_process_first():
         for stream in streams:
             for split in ("train", "dev", "test"):
-                limit = cfg.max_train_examples if split == "train" else cfg.max_eval_examples
-                dataset = stream_split(stream, split, ctx, limit)
+                dataset = stream_split(stream, split, ctx, cfg.example_limit(split)[1])
                 if dataset is None:
                     continue
                 prints[f"{stream.key}/{split}"] = dataset._fingerprint
@@ -178,8 +177,8 @@ def train_epoch(
                 batch = next(iterators[s])
             consumed[s] += 1
             inputs, labels = split_batch(batch)
+            rows = next(iter(labels.values())).shape[0]  # this process's share of the global batch
             if consumed[s] % len(loaders[s]) == 0:  # the stream's last batch: drop accelerate's padding
-                rows = next(iter(labels.values())).shape[0]
                 mask = padding_mask(rows, len(loaders[s].dataset), cfg.batch_size, acc)
                 if mask is not None:
                     _mask_labels(labels, mask, specs)
@@ -190,7 +189,7 @@ def train_epoch(
                 loss = batch_loss(logits, labels, specs, acc)
                 acc.backward(loss / window)  # the optimizer step's gradient: mean over its micro-steps
             total += loss.detach().float()
-            progress.advance(rows=next(iter(labels.values())).shape[0] * acc.num_processes, train=True)
+            progress.advance(rows=rows * acc.num_processes, train=True)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
@@ -281,7 +280,7 @@ def decide(task: TaskSpec, outputs: np.ndarray, thresholds: list[float] | None) 
 
 def score(task: TaskSpec, preds: np.ndarray, refs: np.ndarray, metrics: Registry[Any]) -> dict[str, float | None]:
     """Every metric of the task over the labelled rows (None when no row is labelled)."""
-    keep = ~np.isnan(refs) if refs.dtype.kind == "f" else (refs != MISSING_LABEL).reshape(len(refs), -1).all(axis=1)
+    keep = is_labelled(task, refs)
     if not keep.any():
         return {m: None for m in task.metrics}
     return {m: metrics.get(m).fn(preds[keep], refs[keep]) for m in task.metrics}
