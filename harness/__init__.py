@@ -14,7 +14,7 @@ from harness.api import (
     TaskSpec,
     hookimpl,
 )
-from harness.cards import load_cards
+from harness.data.cards import load_cards
 from harness.errors import DataError, HarnessError
 
 __version__ = "0.1.0"

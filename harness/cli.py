@@ -19,7 +19,7 @@ from harness import __version__
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
-    from harness.plugins import PluginManager
+    from harness.core.plugins import PluginManager
 
 
 def common_options(parser: argparse.ArgumentParser) -> None:
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     # harness draws its own progress (rich on a terminal, plain lines otherwise); silence tqdm bars
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from harness.console import setup_logging
+    from harness.report.console import setup_logging
 
     setup_logging(early.verbose, _is_main_rank())
     try:
@@ -110,13 +110,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str], early: argparse.Namespace) -> int:
     from harness import commands
-    from harness.console import console
-    from harness.plugins import COMMANDS_PLUGIN, new_manager
+    from harness.core.plugins import COMMANDS_PLUGIN, new_manager
+    from harness.report.console import console
 
     try:
         extra: list[tuple[str, object]] = []
         if early.tasks_dir is not None:
-            from harness.taskdir import TaskDirPlugin, plugin_name
+            from harness.data.taskdir import TaskDirPlugin, plugin_name
 
             extra.append((plugin_name(early.tasks_dir), TaskDirPlugin(early.tasks_dir)))
         wanted = [*early.plugin, *(name for name, _ in extra)]

@@ -31,7 +31,7 @@ def harness_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def toy_manager():
     import toy
 
-    from harness.plugins import new_manager
+    from harness.core.plugins import new_manager
 
     return new_manager(autoload=False, extra=[("toy", toy)])
 

@@ -59,7 +59,9 @@ def test_find_cycle_finds_a_planted_cycle():
 
 def test_harness_imports_have_no_cycle():
     graph = import_graph()
-    assert "harness.runner" in graph and "harness.data" in graph["harness.runner"]  # the graph is read
+    assert (
+        "harness.training.runner" in graph and "harness.data.streams" in graph["harness.training.runner"]
+    )  # the graph is read
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
 
 
@@ -68,7 +70,7 @@ def test_planning_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, harness.plan, harness.experiment, harness.cli; print('torch' in sys.modules)"
+    code = "import sys, harness.protocol.plan, harness.protocol.experiment, harness.cli; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

@@ -7,12 +7,12 @@ import os
 import datasets
 import pytest
 
-from harness import config
 from harness.api import LoadContext, TaskSpec
 from harness.cli import main
-from harness.data import make_streams, stream_split, tokenize
+from harness.core import config
+from harness.data.streams import make_streams, stream_split, tokenize
 from harness.errors import ConfigError
-from harness.model import check_model, load_tokenizer
+from harness.training.model import check_model, load_tokenizer
 
 TOY = ["run", "--tasks", "toy.colour,toy.size", "--profile", "smoke", "--set", "epochs=1"]
 
@@ -102,12 +102,12 @@ def test_cache_folder_that_is_a_file_is_a_config_error(tmp_path, monkeypatch):
 
 
 def test_interrupted_run_says_how_to_continue(tmp_path, monkeypatch, capsys):
-    import harness.experiment
+    import harness.protocol.experiment
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setenv("HARNESS_PLUGIN_MODULES", "toy")
-    monkeypatch.setattr(harness.experiment, "run_experiment", interrupted)
+    monkeypatch.setattr(harness.protocol.experiment, "run_experiment", interrupted)
     assert main([*TOY, "--output", str(tmp_path / "run")]) == 130
     assert "interrupted: finished jobs and saved epochs are kept" in capsys.readouterr().err

@@ -16,7 +16,7 @@ import datasets  # noqa: E402
 import pytest  # noqa: E402
 
 from harness import MISSING_LABEL, LoadContext, ProblemType  # noqa: E402
-from harness.cards import load_card, load_cards  # noqa: E402
+from harness.data.cards import load_card, load_cards  # noqa: E402
 from harness.errors import DataError, TaskSpecError  # noqa: E402
 
 CARD = """\

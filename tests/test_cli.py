@@ -116,7 +116,7 @@ def test_tables_on_a_terminal_are_rich_tables(monkeypatch):
     from rich.console import Console
     from rich.table import Table
 
-    from harness import console as console_module
+    from harness.report import console as console_module
 
     out = io.StringIO()
     monkeypatch.setattr(console_module, "console", Console(file=out, force_terminal=True, width=100))

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from harness.config import PROFILES, RunConfig, resolve
+from harness.core.config import PROFILES, RunConfig, resolve
 from harness.errors import ConfigError
 
 

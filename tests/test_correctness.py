@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from harness.api import MISSING_LABEL, LoadContext
-from harness.cards import load_cards
 from harness.cli import main
-from harness.data import make_streams, stream_split
+from harness.data.cards import load_cards
+from harness.data.streams import make_streams, stream_split
 from harness.errors import DataError
 from tests.conftest import subprocess_env
 
@@ -131,7 +131,7 @@ def test_labels_out_of_range_are_refused_naming_task_and_row():
 
 
 def test_tuned_thresholds_predict_a_rare_label_the_fixed_one_misses():
-    from harness.thresholds import tune_thresholds
+    from harness.training.thresholds import tune_thresholds
 
     rng = np.random.default_rng(0)
     refs = (rng.random((200, 2)) < [0.5, 0.05]).astype(np.int64)
@@ -177,7 +177,7 @@ def test_opposite_labels_in_one_group_are_learnt_apart(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from harness.model import HeadSpec, build_model
+    from harness.training.model import HeadSpec, build_model
 
     specs = {t.name: t for t in load_cards(tmp_path / "cards")}
     model, tokenizer = build_model("tiny", [HeadSpec.of(specs["a"]), HeadSpec.of(specs["b"])], "mean", 0.0)
@@ -248,7 +248,7 @@ def test_two_processes_match_one_on_uneven_splits_with_missing_labels(tmp_path):
 def _uneven_tasks(names: list[str]):
     import uneven
 
-    from harness.plugins import build_registries, new_manager
+    from harness.core.plugins import build_registries, new_manager
 
     registries = build_registries(new_manager(autoload=False, extra=[("uneven", uneven)]))
     return [registries.tasks.get(n) for n in names], registries.metrics
@@ -259,10 +259,10 @@ def test_resume_under_gradient_accumulation_equals_a_straight_run(tmp_path, monk
     """8 micro-batches per epoch, accumulation 3: the epoch ends in a window of 2, which must not leak."""
     import transformers
 
-    from harness import config, runner
-    from harness.experiment import make_accelerator
-    from harness.plan import Job
-    from harness.runner import run_job
+    from harness.core import config, runner
+    from harness.protocol.experiment import make_accelerator
+    from harness.protocol.plan import Job
+    from harness.training.runner import run_job
 
     tasks, metrics = _uneven_tasks(["uneven.a", "uneven.b"])
     cfg = config.resolve("smoke", sets=["batch_size=4", "grad_accum_steps=3", "epochs=3", "warmup_ratio=0.2"])
@@ -329,7 +329,7 @@ def test_task_without_labels_is_refused_before_training_and_the_run_can_be_redon
 
 
 def test_early_stopping_is_decided_from_the_history():
-    from harness.runner import stopped_early
+    from harness.training.runner import stopped_early
 
     history = [{"selection": s} for s in (0.5, 0.7, 0.6, 0.7)]  # best first reached at epoch 2
     assert not stopped_early(history[:2], patience=1)
@@ -342,10 +342,10 @@ def test_early_stopping_is_decided_from_the_history():
 def test_early_stopped_job_resumes_to_the_same_result(tmp_path, monkeypatch):
     """patience=1 on a task that peaks early: the job stops before max epochs, reports its best
     epoch, and a run killed after the stopping epoch resumes to the same result."""
-    from harness import config, runner
-    from harness.experiment import make_accelerator
-    from harness.plan import Job
-    from harness.runner import run_job
+    from harness.core import config, runner
+    from harness.protocol.experiment import make_accelerator
+    from harness.protocol.plan import Job
+    from harness.training.runner import run_job
 
     tasks, metrics = _uneven_tasks(["uneven.a"])
     cfg = config.resolve("smoke", sets=["batch_size=4", "epochs=8", "patience=1", "learning_rate=0.01"])

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from harness.api import MISSING_LABEL, LoadContext, TaskSpec
-from harness.data import Collator, make_streams, stream_split, tokenize, tokenizer_fingerprint
+from harness.data.streams import Collator, make_streams, stream_split, tokenize, tokenizer_fingerprint
 from harness.errors import DataError
-from harness.model import load_tokenizer
+from harness.training.model import load_tokenizer
 
 ROWS = {
     "text": ["mild stenosis", "a much longer report sentence about the disc", "normal"],

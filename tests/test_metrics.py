@@ -10,7 +10,7 @@ from scipy import stats
 from sklearn import metrics as skm
 
 from harness import ProblemType
-from harness.metrics import METRICS, metric_fn
+from harness.core.metrics import METRICS, metric_fn
 
 rng = np.random.default_rng(0)
 Y = rng.integers(0, 4, size=200)

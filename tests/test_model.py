@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from harness.api import MISSING_LABEL, ProblemType, TaskSpec
 from harness.errors import TaskSpecError
-from harness.model import HeadSpec, build_model, predictions, task_loss
+from harness.training.model import HeadSpec, build_model, predictions, task_loss
 
 SINGLE, MULTI, REG = ProblemType.SINGLE_LABEL, ProblemType.MULTI_LABEL, ProblemType.REGRESSION
 

@@ -10,9 +10,9 @@ import pytest
 
 from harness import DataError, LoadContext, Metric, TaskSpec, hookimpl
 from harness.cli import main
+from harness.core.plugins import build_registries, new_manager
+from harness.core.registry import Registry
 from harness.errors import PluginError, RegistryError
-from harness.plugins import build_registries, new_manager
-from harness.registry import Registry
 from tests.conftest import ROOT
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from harness.progress import EVAL_UNITS, TRAIN_UNITS, RunProgress
+from harness.training.progress import EVAL_UNITS, TRAIN_UNITS, RunProgress
 
 
 def test_plain_progress_lines_name_jobs_phase_and_remaining_time(caplog):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness.errors import ConfigError
-from harness.sampling import epoch_schedule, stream_probabilities
+from harness.training.sampling import epoch_schedule, stream_probabilities
 
 SIZES = [300, 100, 20]
 

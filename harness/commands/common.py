@@ -23,6 +23,6 @@ def load_context(data: Path | None, options: list[str], seed: int, profile: str)
 
 def task_owners(args: argparse.Namespace) -> set[str]:
     """The plugins whose tasks a command selects: ``--plugin`` names and the ``--tasks-dir`` cards."""
-    from harness.taskdir import plugin_name
+    from harness.data.taskdir import plugin_name
 
     return set(args.plugin) | ({plugin_name(args.tasks_dir)} if args.tasks_dir else set())

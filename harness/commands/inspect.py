@@ -37,7 +37,7 @@ def emit_json(data: Any) -> None:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     """Every plugin with its status; registration hooks are called, so a plugin failing in one shows as failed."""
-    from harness.plugins import build_registries
+    from harness.core.plugins import build_registries
 
     manager = args.manager
     build_registries(manager, require_wanted=False)
@@ -60,7 +60,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from harness.console import print_table
+    from harness.report.console import print_table
 
     table = Table(title="harness plugins", title_justify="left")
     for column in ("plugin", "version", "status", "hooks"):
@@ -74,7 +74,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def _split_sizes(task: Any, ctx: Any) -> dict[str, Any]:
     """Rows per split, or ``{"error": one line}`` (loaders are guarded: any failure is a HarnessError)."""
-    from harness.data import load_split
+    from harness.data.streams import load_split
 
     sizes: dict[str, Any] = {}
     for split in task.splits:
@@ -87,7 +87,7 @@ def _split_sizes(task: Any, ctx: Any) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.commands.common import load_context, task_owners
-    from harness.plugins import build_registries
+    from harness.core.plugins import build_registries
 
     registries = build_registries(args.manager)
     plugins = task_owners(args)
@@ -141,7 +141,7 @@ def _print_listing(listing: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from harness.console import console, print_table
+    from harness.report.console import console, print_table
 
     table = Table(title="tasks", title_justify="left")
     for column in ("task", "plugin", "problem type", "labels", "metrics", "input group", "splits"):
@@ -171,9 +171,9 @@ def _print_listing(listing: dict[str, Any]) -> None:
 def cmd_show(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from harness.console import print_table
-    from harness.report import results_table
-    from harness.rundir import read_json
+    from harness.protocol.rundir import read_json
+    from harness.report.console import print_table
+    from harness.report.tables import results_table
 
     run_dir: Path = args.run_dir
     if not (run_dir / "config.json").exists():

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.commands.common import load_context, task_owners
-from harness.config import PROFILES
+from harness.core.config import PROFILES
 from harness.errors import ConfigError
 
 log = logging.getLogger("harness")
@@ -64,12 +64,12 @@ def _output_dir(args: argparse.Namespace, acc: Any) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import config as configs
-    from harness.console import console, print_table
-    from harness.experiment import make_accelerator, run_experiment
-    from harness.plan import make_plan
-    from harness.plugins import build_registries
-    from harness.report import results_table
+    from harness.core import config as configs
+    from harness.core.plugins import build_registries
+    from harness.protocol.experiment import make_accelerator, run_experiment
+    from harness.protocol.plan import make_plan
+    from harness.report.console import console, print_table
+    from harness.report.tables import results_table
 
     cfg = configs.resolve(args.profile, args.config, args.set, model=args.model, seeds=args.seeds)
     registries = build_registries(args.manager)
@@ -88,8 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "data": str(args.data) if args.data else None,
         "data_options": dict(ctx.options),
     }
-    from harness import rundir
-    from harness.model import check_model
+    from harness.protocol import rundir
+    from harness.training.model import check_model
 
     check_model(cfg.model, cfg.max_length)  # a bad --model or max_length fails before anything is written
     rundir.prepare(run_dir, run_info, args.resume, acc)  # refuse an existing run before announcing one

@@ -14,13 +14,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from harness.api import LoadContext
-from harness.config import resolve
-from harness.data import Collator
-from harness.experiment import make_accelerator
-from harness.model import HeadSpec, build_model
-from harness.plugins import build_registries, new_manager
-from harness.progress import JobProgress
-from harness.runner import _optimizer, prepare_data, train_epoch
+from harness.core.config import resolve
+from harness.core.plugins import build_registries, new_manager
+from harness.data.streams import Collator
+from harness.protocol.experiment import make_accelerator
+from harness.training.model import HeadSpec, build_model
+from harness.training.progress import JobProgress
+from harness.training.runner import _optimizer, prepare_data, train_epoch
 
 MAX_RATIO = 1.3
 ROUNDS = 5

@@ -12,8 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import LoadContext, Register, TaskSpec, hookimpl
-from harness.cards import load_cards
+from harness import LoadContext, Register, TaskSpec, hookimpl, load_cards
 from harness.errors import DataError
 
 if TYPE_CHECKING:

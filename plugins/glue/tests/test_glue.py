@@ -15,8 +15,8 @@ import pytest  # noqa: E402
 from harness_glue.plugin import ROOT_ENV, cards_dir  # noqa: E402
 
 from harness import LoadContext, TaskSpec  # noqa: E402
+from harness.core.plugins import Registries, build_registries, new_manager  # noqa: E402
 from harness.errors import DataError  # noqa: E402
-from harness.plugins import Registries, build_registries, new_manager  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 GLUE = (REPO / ".." / "shared" / "data" / "glue").resolve()

@@ -13,8 +13,8 @@ from harness_spine.schema import region_pathologies
 from harness_spine.userdata import read_reports
 
 from harness.api import LoadContext, ProblemType
+from harness.core.plugins import build_registries, new_manager
 from harness.errors import ConfigError, RunError
-from harness.plugins import build_registries, new_manager
 
 
 @pytest.fixture(scope="module")

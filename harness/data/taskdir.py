@@ -14,14 +14,14 @@ def plugin_name(directory: Path) -> str:
 
 
 class TaskDirPlugin:
-    """Registers every card in one folder (validated by ``harness.cards.load_cards``)."""
+    """Registers every card in one folder (validated by ``harness.data.cards.load_cards``)."""
 
     def __init__(self, directory: Path):
         self.directory = directory
 
     @hookimpl
     def register_tasks(self, register: Register) -> None:
-        from harness.cards import load_cards
+        from harness.data.cards import load_cards
 
         for spec in load_cards(self.directory):
             register(spec)

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.api import Grouper, Metric, Predictor, Register, TaskSpec
+from harness.core.metrics import METRICS, metric_fn
 from harness.hookspecs import hookimpl
-from harness.metrics import METRICS, metric_fn
 
 
 @hookimpl
@@ -25,7 +25,7 @@ def _singletons(tasks: Sequence[TaskSpec], context: Mapping[str, Any]) -> list[l
 
 
 def _by_input_group(tasks: Sequence[TaskSpec], context: Mapping[str, Any]) -> list[list[str]]:
-    from harness.data import make_streams  # the training path's own grouping by input_group
+    from harness.data.streams import make_streams  # the training path's own grouping by input_group
 
     return [list(stream.task_names) for stream in make_streams(tasks)]
 

@@ -1,4 +1,4 @@
-"""The data model of a validated task card: what ``harness.cards`` reads and ``harness.cardload`` loads.
+"""The data model of a validated task card: what ``harness.data.cards`` reads and ``harness.data.cardload`` loads.
 
 Kept apart so that the loader and the validator both import it and not each other.
 """

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.config import RunConfig
+from harness.core.config import RunConfig
 from harness.errors import ConfigError
 
 

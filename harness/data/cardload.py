@@ -1,10 +1,10 @@
 """Loading a validated card's data: files (tsv, csv, jsonl) through ``datasets``, or the hub.
 
-``load_split`` is the ``TaskSpec`` loader of every card (``harness.cards`` binds it to the card).
+``load_split`` is the ``TaskSpec`` loader of every card (``harness.data.cards`` binds it to the card).
 It returns a ``datasets.Dataset`` with exactly the card's text fields and, when the source has
 the label column, ``label``; loaded splits are cached per card, split and file version. A bad
 row raises ``DataError`` naming file, line and field, never the row's text. The card format and
-the data-root order are described in ``harness.cards``.
+the data-root order are described in ``harness.data.cards``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.api import MISSING_LABEL, LoadContext, ProblemType
-from harness.cardspec import DIALECTS, LABEL, Card, Pairs, SplitFile
-from harness.cardspec import display_path as _display
+from harness.data.cardspec import DIALECTS, LABEL, Card, Pairs, SplitFile
+from harness.data.cardspec import display_path as _display
+from harness.data.textfile import open_text, read_text
 from harness.errors import DataError
-from harness.textfile import open_text, read_text
 
 if TYPE_CHECKING:
     import datasets

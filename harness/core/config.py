@@ -156,7 +156,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """The validated keys of a ``--config`` TOML file (UTF-8, a byte-order mark allowed)."""
-    from harness.textfile import read_text
+    from harness.data.textfile import read_text
 
     if not Path(path).exists():
         raise ConfigError(f"config file {path} does not exist")

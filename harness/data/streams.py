@@ -200,7 +200,7 @@ def tokenize(
     """
     import datasets
 
-    from harness.progress import track
+    from harness.training.progress import track
 
     fields = stream.text_fields
     key = hashlib.sha256(

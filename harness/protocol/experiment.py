@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from harness.api import LoadContext, TaskSpec
-from harness.config import RunConfig
+from harness.core.config import RunConfig
+from harness.core.plugins import PluginManager, Registries
 from harness.errors import ConfigError, DataError, RunError
-from harness.plan import Job, Plan
-from harness.plugins import PluginManager, Registries
+from harness.protocol.plan import Job, Plan
 
 log = logging.getLogger("harness")
 
@@ -110,7 +110,7 @@ def check_data(
     dev split (after the ``max_*_examples`` slice): such a task cannot be trained or selected.
     A task without labelled test rows is reported on dev.
     """
-    from harness.data import is_labelled, make_streams, stream_split
+    from harness.data.streams import is_labelled, make_streams, stream_split
 
     rows: dict[str, dict[str, int]] = {}
     with acc.main_process_first():
@@ -134,8 +134,8 @@ def check_data(
 
 def job_units(job: Job, tasks: dict[str, TaskSpec], rows: dict[str, dict[str, int]], cfg: RunConfig) -> float:
     """Estimated cost of a job (progress and remaining time): examples processed, training counted thrice."""
-    from harness.data import make_streams
-    from harness.progress import EVAL_UNITS, TRAIN_UNITS
+    from harness.data.streams import make_streams
+    from harness.training.progress import EVAL_UNITS, TRAIN_UNITS
 
     total = 0.0
     for stream in make_streams([tasks[t] for t in job.tasks]):
@@ -159,9 +159,9 @@ def run_experiment(
 
     The run directory must have been prepared (``rundir.prepare``) by the caller.
     """
-    from harness import rundir
-    from harness.progress import JobProgress, RunProgress
-    from harness.runner import run_job
+    from harness.protocol import rundir
+    from harness.training.progress import JobProgress, RunProgress
+    from harness.training.runner import run_job
 
     tasks = {name: registries.tasks.get(name) for name in plan.tasks}
     rows = check_data(plan, tasks, cfg, ctx, acc)

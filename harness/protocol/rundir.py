@@ -17,8 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.data.textfile import read_text
 from harness.errors import RunError
-from harness.textfile import read_text
 
 log = logging.getLogger("harness")
 
@@ -124,7 +124,7 @@ def write_manifest(run_dir: Path, manager: Any, acc: Any, cfg: Any, results: dic
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
             versions[lib] = None
-    from harness.model import encoder_identity
+    from harness.training.model import encoder_identity
 
     manifest = {
         "harness": __version__,

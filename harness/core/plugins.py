@@ -23,9 +23,9 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
+from harness.core.guards import GuardedCall, GuardedLoader, describe_error
+from harness.core.registry import Registry, unknown_name_message
 from harness.errors import HarnessError, PluginError, RegistryError
-from harness.guards import GuardedCall, GuardedLoader, describe_error
-from harness.registry import Registry, unknown_name_message
 
 ENTRY_POINT_GROUP = "harness"
 DEFAULT_PLUGIN = "harness.default"
@@ -152,7 +152,7 @@ def new_manager(
     and embedding; ``core`` registers more of the core's own plugins right after the default one
     (the CLI passes its commands, ``COMMANDS_PLUGIN``).
     """
-    from harness import default_plugin
+    from harness.core import default_plugin
 
     if autoload is None:
         autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)

@@ -24,16 +24,16 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from harness.api import MISSING_LABEL, LoadContext, ProblemType, TaskSpec
-from harness.config import RunConfig
-from harness.data import Collator, Stream, is_labelled, make_streams, split_batch, stream_split, tokenize
+from harness.core.config import RunConfig
+from harness.core.registry import Registry
+from harness.data.streams import Collator, Stream, is_labelled, make_streams, split_batch, stream_split, tokenize
+from harness.data.textfile import read_text
 from harness.errors import RunError
-from harness.model import HeadSpec, build_model, task_loss_sum
-from harness.plan import Job
-from harness.progress import JobProgress
-from harness.registry import Registry
-from harness.sampling import epoch_schedule
-from harness.textfile import read_text
-from harness.thresholds import sigmoid, tune_thresholds
+from harness.protocol.plan import Job
+from harness.training.model import HeadSpec, build_model, task_loss_sum
+from harness.training.progress import JobProgress
+from harness.training.sampling import epoch_schedule
+from harness.training.thresholds import sigmoid, tune_thresholds
 
 log = logging.getLogger("harness")
 

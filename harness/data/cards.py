@@ -41,7 +41,7 @@ values are matched against ``labels`` as strings, after ``label_map``. A bad car
 ``TaskSpecError`` naming the file and key; a bad row raises ``DataError`` naming file, line and
 field, never the row's text.
 
-This module reads and validates cards; ``harness.cardload`` loads their data.
+This module reads and validates cards; ``harness.data.cardload`` loads their data.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import SPLITS, ProblemType, TaskSpec
-from harness.cardload import load_split
-from harness.cardspec import DIALECTS, LABEL, Card, HubSource, SplitFile
-from harness.cardspec import display_path as _display
+from harness.data.cardload import load_split
+from harness.data.cardspec import DIALECTS, LABEL, Card, HubSource, SplitFile
+from harness.data.cardspec import display_path as _display
 from harness.errors import TaskSpecError
 
 __all__ = ["load_card", "load_cards"]
@@ -148,7 +148,7 @@ def load_card(path: Path) -> TaskSpec:
 
 
 def _read_toml(path: Path, where: str) -> dict[str, Any]:
-    from harness.textfile import read_text
+    from harness.data.textfile import read_text
 
     text = read_text(path, TaskSpecError, where)
     try:

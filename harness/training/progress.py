@@ -29,7 +29,7 @@ def track(iterable: Iterable[T], description: str, enabled: bool = True, total: 
     if sys.stderr.isatty():
         from rich.progress import Progress
 
-        from harness.console import console
+        from harness.report.console import console
 
         with Progress(console=console, transient=True) as progress:
             yield from progress.track(iterable, total=total, description=description)
@@ -102,7 +102,7 @@ class RunProgress(JobProgress):
         if self.live:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            from harness.console import console
+            from harness.report.console import console
 
             self._progress = Progress(
                 TextColumn("{task.description}"),
