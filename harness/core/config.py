@@ -51,6 +51,9 @@ class RunConfig:
     max_eval_examples: int = 0  # per split of dev/test; 0 = all
     multilabel_threshold: str = "fixed"  # multi-label decisions: fixed (p > 0.5) | tuned (per label, best F1 on dev)
     keep_best: bool = True  # save the best checkpoint (by the primary dev metric) of every job
+    probe_examples: int = 256  # probe set for CKA and gradients: dev rows drawn from all selected tasks' inputs
+    probe_batch: int = 32  # rows per input stream in the gradient/TAG probe batches
+    observe_every: int = 10  # gradient alignment and TAG during the all-task MTL run: every k optimizer steps
 
     def __post_init__(self) -> None:
         checks = [
@@ -68,6 +71,8 @@ class RunConfig:
             (0 <= self.weight_decay < math.inf, "weight_decay must be >= 0 and finite"),
             (0 <= self.warmup_ratio < 1 and 0 <= self.dropout < 1, "warmup_ratio and dropout must be in [0, 1)"),
             (self.max_train_examples >= 0 and self.max_eval_examples >= 0, "max_*_examples must be >= 0"),
+            (self.probe_examples >= 4 and self.probe_batch >= 2, "probe_examples must be >= 4 and probe_batch >= 2"),
+            (self.observe_every >= 0, "observe_every must be >= 0 (0 = no measurement during training)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -30,6 +30,7 @@ from harness.data.streams import Collator, Stream, is_labelled, make_streams, sp
 from harness.data.textfile import read_text
 from harness.errors import RunError
 from harness.protocol.plan import Job
+from harness.training.observers import StepInfo, StepObserver
 from harness.training.model import HeadSpec, build_model, task_loss_sum
 from harness.training.progress import JobProgress
 from harness.training.sampling import epoch_schedule
@@ -155,8 +156,12 @@ def train_epoch(
     epoch: int,
     seed: int,
     progress: JobProgress,
+    observers: Sequence[StepObserver] = (),
 ) -> float:
-    """One epoch over the sampling schedule; returns the mean training loss per micro-step."""
+    """One epoch over the sampling schedule; returns the mean training loss per micro-step.
+
+    ``observers`` are called after every optimizer step (``harness.training.observers``).
+    """
     model.train()
     schedule = epoch_schedule([len(dl) for dl in loaders], cfg.sampling, cfg.temperature, seed)
     for dl in loaders:
@@ -167,7 +172,8 @@ def train_epoch(
     specs = model_specs(model)
     steps = iter(schedule)
     progress.phase(f"epoch {epoch + 1}/{cfg.epochs} train", len(schedule))
-    for window in accumulation_windows(len(schedule), cfg.grad_accum_steps):
+    windows = accumulation_windows(len(schedule), cfg.grad_accum_steps)
+    for update, window in enumerate(windows, 1):
         for micro in range(window):
             s = next(steps)
             try:
@@ -193,6 +199,10 @@ def train_epoch(
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
+        if observers:
+            info = StepInfo(model, acc, epoch * len(windows) + update, epoch, scheduler.get_last_lr()[0])
+            for observer in observers:
+                observer.after_step(info)
     for it, dl in zip(iterators, loaders, strict=True):  # release accelerate's dataloader bookkeeping
         it.close()
         dl.end()
