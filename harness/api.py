@@ -170,17 +170,39 @@ class Metric:
 
 @dataclass(frozen=True)
 class Grouper:
-    """A grouping strategy: ``fn(tasks, context) -> list[list[task name]]`` (a partition)."""
+    """A grouping strategy: ``fn(tasks, context) -> list[list[task name]]`` (a partition).
+
+    ``context`` holds ``matrices`` ({predictor name: [T, T] float64, higher = should share}),
+    ``pair_gaps`` (the seed-mean measured pair-gap matrix, or None without ``--pairs``),
+    ``predictor`` (the name after the colon in ``--groupers NAME:PREDICTOR``, or None) and
+    ``seed``. ``uses`` declares what the grouper needs: "" (nothing), "predictor" (a predictor
+    named after the colon), or "pair_gaps" (``--pairs``). The core checks that the result is a
+    partition of the selected tasks.
+    """
 
     name: str
     fn: Callable[[Sequence[TaskSpec], Mapping[str, Any]], list[list[str]]]
     description: str = ""
+    uses: str = ""
+
+    def __post_init__(self) -> None:
+        if self.uses not in ("", "predictor", "pair_gaps"):
+            raise PluginError(f"grouper {self.name!r}: uses must be '', 'predictor' or 'pair_gaps', got {self.uses!r}")
 
 
 @dataclass(frozen=True)
 class Predictor:
-    """A predictor of MTL compatibility: ``fn(tasks, artifacts) -> task x task matrix``."""
+    """A predictor of MTL compatibility: ``fn(tasks, artifacts) -> task x task matrix``.
+
+    The result is a [T, T] array (or a mapping with ``matrix`` and JSON-ready ``details``) in
+    the order of ``tasks``: ``matrix[i, j]`` is the predicted benefit to task i of sharing a
+    model with task j, higher = should share. ``needs`` names the run artifacts it reads
+    (README, "Write a predictor"), so its cost can be charged and a run without them skips it
+    with a reason; ``symmetric`` declares whether matrix[i, j] == matrix[j, i] by construction.
+    """
 
     name: str
     fn: Callable[[Sequence[TaskSpec], Mapping[str, Any]], Any]
     description: str = ""
+    needs: tuple[str, ...] = ()
+    symmetric: bool = True

@@ -43,7 +43,7 @@ def test_bad_file_value_names_the_file(tmp_path):
 
 
 def test_unknown_profile():
-    with pytest.raises(ConfigError, match="unknown profile 'fast'; choose one of: smoke, default"):
+    with pytest.raises(ConfigError, match="unknown profile 'fast'; choose one of: smoke, science-smoke, default"):
         resolve("fast")
 
 

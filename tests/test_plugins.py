@@ -321,7 +321,7 @@ def test_core_commands_come_first_in_help_then_plugins_in_name_order(monkeypatch
 def test_run_help_lists_the_profiles(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
-    assert "--profile {smoke,default}" in capsys.readouterr().out
+    assert "--profile {smoke,science-smoke,default}" in capsys.readouterr().out
 
 
 def _entry_points(*pairs: tuple[str, str]):

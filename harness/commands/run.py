@@ -1,4 +1,4 @@
-"""``harness run``: STL per selected task, MTL for the group, gaps with confidence intervals."""
+"""``harness run``: the protocol (STL, predictors, MTL runs, groupings), gaps and predictor scores."""
 
 from __future__ import annotations
 
@@ -16,15 +16,29 @@ log = logging.getLogger("harness")
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("run", help="train STL and MTL models and report the MTL-STL gap per task")
+    p = subparsers.add_parser(
+        "run", help="train STL and MTL models, measure the MTL-STL gaps, the predictors and their scores"
+    )
     p.add_argument("--tasks", help="comma-separated task names (default: every task of the --plugin plugins)")
-    p.add_argument("--group", help="comma-separated MTL group (default: all selected tasks)")
+    p.add_argument("--group", help="comma-separated group of the all-task MTL run (default: all selected tasks)")
+    p.add_argument("--pairs", action="store_true", default=None, help="also train every task pair (pair-gap matrix)")
+    p.add_argument(
+        "--stages",
+        help="comma-separated stages to run, in protocol order: stl,init,all,pairs,groups "
+        "(default: stl,init,all,groups; --pairs adds pairs)",
+    )
+    p.add_argument(
+        "--groupers",
+        help="comma-separated groupers whose groups are trained: NAME or NAME:PREDICTOR "
+        "(default: config key groupers, affinity:tag,cluster:cka_linear)",
+    )
     p.add_argument("--model", help="preset (minilm, tiny), local model folder, or hub id (with --online)")
     p.add_argument(
         "--profile",
         default="default",
         choices=tuple(PROFILES),
-        help="smoke: tiny model, small slice; default: MiniLM (default: %(default)s)",
+        help="smoke: tiny model, small slice; science-smoke: tiny model, the whole protocol with pairs "
+        "and 3 seeds; default: MiniLM (default: %(default)s)",
     )
     p.add_argument("--seeds", type=int, help="number of seeds (seed, seed+1, ...)")
     p.add_argument("--output", type=Path, help="run directory (default: runs/<plugin>-<timestamp>)")
@@ -63,20 +77,59 @@ def _output_dir(args: argparse.Namespace, acc: Any) -> Path:
     return Path(name[0])
 
 
+def check_groupers(text: str, registries: Any, stages: tuple[str, ...]) -> tuple[str, ...]:
+    """``--groupers`` items validated before any training: known names, a predictor where one is used."""
+    from harness.protocol.science import parse_grouper
+
+    items = tuple(s.strip() for s in text.split(",") if s.strip())
+    for item in items:
+        name, arg = parse_grouper(item)
+        grouper = registries.groupers.get(name)  # unknown: the known ones and a did-you-mean
+        if grouper.uses == "predictor":
+            if arg is None:
+                raise ConfigError(f"--groupers {item}: {name} groups by a predictor; write {name}:PREDICTOR")
+            registries.predictors.get(arg)
+        elif arg is not None:
+            raise ConfigError(f"--groupers {item}: {name} takes no predictor; write {name}")
+        if grouper.uses == "pair_gaps" and "pairs" not in stages:
+            raise ConfigError(f"--groupers {item}: needs the measured pair gaps; add --pairs")
+    if items and "groups" not in stages:
+        log.info("groupers given but stage 'groups' not selected: their groups are proposed, not trained")
+    return items
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    import os
+
     from harness.core import config as configs
     from harness.core.plugins import build_registries
-    from harness.protocol.experiment import make_accelerator, run_experiment
-    from harness.protocol.plan import make_plan
+    from harness.protocol.execute import make_accelerator
+    from harness.protocol.experiment import run_experiment
+    from harness.protocol.plan import LoadSpec, PluginSpec, make_plan, parse_stages
     from harness.report.console import console, print_table
     from harness.report.tables import results_table
 
-    cfg = configs.resolve(args.profile, args.config, args.set, model=args.model, seeds=args.seeds)
+    cfg = configs.resolve(
+        args.profile,
+        args.config,
+        args.set,
+        model=args.model,
+        seeds=args.seeds,
+        pairs=args.pairs,
+        groupers=args.groupers,
+    )
     registries = build_registries(args.manager)
     selected = select_tasks(args, registries)
     group = [t.strip() for t in args.group.split(",")] if args.group else None
-    plan = make_plan(selected, group, cfg)
+    stages = parse_stages(args.stages, cfg.pairs)
+    groupers = check_groupers(cfg.groupers, registries, stages)
     ctx = load_context(args.data, args.data_option, seed=cfg.data_seed, profile=args.profile)
+    plugins = PluginSpec(
+        tuple(args.plugin),
+        None if args.tasks_dir is None else str(args.tasks_dir),
+        os.environ.get("HARNESS_PLUGIN_MODULES", ""),
+    )
+    plan = make_plan(selected, group, cfg, stages=stages, groupers=groupers, load=LoadSpec.of(ctx), plugins=plugins)
     acc = make_accelerator(cfg)
     run_dir = _output_dir(args, acc)
     run_info = {
@@ -85,6 +138,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "plugins": sorted(args.plugin),
         "tasks": list(plan.tasks),
         "group": list(plan.group),
+        "stages": list(plan.stages),
+        "groupers": list(plan.groupers),
         "data": str(args.data) if args.data else None,
         "data_options": dict(ctx.options),
     }
@@ -93,17 +148,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_model(cfg.model, cfg.max_length)  # a bad --model or max_length fails before anything is written
     rundir.prepare(run_dir, run_info, args.resume, acc)  # refuse an existing run before announcing one
+    pairs = len(plan.stage_jobs("pairs"))
     log.info(
-        "run %s: %d STL + %d MTL jobs on %d process(es), model %s",
+        "run %s: %d STL + %d all-task MTL + %d pair jobs (+ groupers' groups), stages %s, %d process(es), model %s",
         run_dir,
-        len(plan.tasks) * cfg.seeds,
-        cfg.seeds,
+        len(plan.stage_jobs("stl")),
+        len(plan.stage_jobs("all")),
+        pairs,
+        ",".join(plan.stages),
         acc.num_processes,
         cfg.model,
     )
     start = time.perf_counter()
     try:
-        results = run_experiment(cfg, args.manager, registries, plan, ctx, acc, run_dir, args.resume, run_info)
+        results = run_experiment(plan, args.manager, registries, run_dir, args.resume, run_info)
     except KeyboardInterrupt:
         log.warning(
             "interrupted: finished jobs and saved epochs are kept; continue with the same command, "
@@ -112,7 +170,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         raise
     if acc.is_main_process:
+        from harness.report.tables import print_science
+
         print_table(results_table(results))
+        print_science(results)
         console.print(f"run directory: {run_dir} ({time.perf_counter() - start:.0f}s)")
         if args.json:
             from harness.commands.inspect import emit_json

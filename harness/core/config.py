@@ -54,6 +54,8 @@ class RunConfig:
     probe_examples: int = 256  # probe set for CKA and gradients: dev rows drawn from all selected tasks' inputs
     probe_batch: int = 32  # rows per input stream in the gradient/TAG probe batches
     observe_every: int = 10  # gradient alignment and TAG during the all-task MTL run: every k optimizer steps
+    pairs: bool = False  # also train every task pair (the measured pair-gap matrix); --pairs
+    groupers: str = "affinity:tag,cluster:cka_linear"  # groupers whose groups are trained (NAME or NAME:PREDICTOR)
 
     def __post_init__(self) -> None:
         checks = [
@@ -92,9 +94,12 @@ class RunConfig:
 
     def training_hash(self) -> str:
         """Hash of every field that changes what a job computes (seeds are per job)."""
-        fields = {k: v for k, v in self.to_dict().items() if k not in ("seeds", "seed", "keep_best")}
+        fields = {k: v for k, v in self.to_dict().items() if k not in PROTOCOL_KEYS}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
+
+#: Keys that change which jobs a run has, not what a job computes (left out of ``training_hash``).
+PROTOCOL_KEYS = ("seeds", "seed", "keep_best", "pairs", "groupers")
 
 PROFILES: dict[str, dict[str, Any]] = {
     # The tiny random-init model on a small data slice: a whole run in about a minute here.
@@ -106,6 +111,22 @@ PROFILES: dict[str, dict[str, Any]] = {
         "warmup_ratio": 0.0,
         "max_train_examples": 480,
         "max_eval_examples": 200,
+    },
+    # The whole protocol on the tiny model: every pair, 3 seeds (noise ceiling), early stopping.
+    "science-smoke": {
+        "model": "tiny",
+        "max_length": 64,
+        "epochs": 4,
+        "patience": 1,
+        "learning_rate": 1e-3,
+        "warmup_ratio": 0.0,
+        "max_train_examples": 400,
+        "max_eval_examples": 200,
+        "seeds": 3,
+        "pairs": True,
+        "probe_examples": 128,
+        "observe_every": 5,
+        "groupers": "affinity:tag,cluster:cka_linear,pair_gaps",
     },
     # The pretrained offline encoder (all-MiniLM-L6-v2) with a fine-tuning schedule.
     "default": {},

@@ -1,118 +1,55 @@
-"""The protocol of one ``harness run``: plan STL and MTL jobs, run them, measure the gaps.
+"""The protocol of one ``harness run``: the phased plan, run stage by stage, then gaps and scores.
 
-Jobs are content-addressed (kind, tasks, seed, training-config hash) inside the run
-directory: a finished job is never run again, and ``--resume`` continues an unfinished one
-from its last saved state.
+Stages (``harness.protocol.plan``): STL per task (with probe-set features) -> the untrained
+model's gradients and features -> the all-task MTL run (gradient and TAG observers) -> every
+pair (``--pairs``) -> the predictors -> the groups the groupers propose -> per-task gaps in
+every trained group -> the predictors' scores and the groupers' regret. Jobs are
+content-addressed inside the run directory: a finished job is never run again (a group
+proposed twice, or equal to the all-task group or a pair, is trained once), and ``--resume``
+continues an unfinished one from its last saved state.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.api import LoadContext, TaskSpec
+from harness.api import TaskSpec
 from harness.core.config import RunConfig
 from harness.core.plugins import PluginManager, Registries
-from harness.errors import ConfigError, DataError, RunError
-from harness.protocol.plan import Job, Plan
+from harness.errors import DataError
+from harness.protocol.execute import SequentialExecutor, make_accelerator, remember_registries
+from harness.protocol.gaps import Outcomes, gap_by_size, gap_estimate, pair_gap_matrix
+from harness.protocol.plan import JobSpec, Plan
+from harness.protocol.results import JobResult, RunResults
 
 log = logging.getLogger("harness")
 
-
-def t_interval(values: Sequence[float], level: float = 0.95) -> list[float] | None:
-    """Two-sided Student-t confidence interval of the mean; None with fewer than two values."""
-    from scipy import stats
-
-    x = np.asarray(values, dtype=float)
-    if len(x) < 2:
-        return None
-    half = stats.t.ppf(0.5 + level / 2, df=len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-    return [float(x.mean() - half), float(x.mean() + half)]
-
-
-def summarise(
-    results: dict[str, dict[str, Any]], plan: Plan, tasks: dict[str, TaskSpec], registries: Registries
-) -> dict[str, Any]:
-    """Per task: STL and MTL metrics over seeds, and the paired MTL - STL gap on the primary metric."""
-    by_key = {(r["kind"], tuple(r["tasks"]), r["seed"]): r for r in results.values()}
-    summary: dict[str, Any] = {}
-    for name in plan.tasks:
-        task = tasks[name]
-        primary = task.metrics[0]
-        stl = [by_key[("stl", (name,), s)] for s in plan.seeds]
-        entry: dict[str, Any] = {
-            "primary": primary,
-            "higher_is_better": registries.metrics.get(primary).higher_is_better,
-            "split": stl[0]["splits"][name],
-            "stl": _per_metric([r["metrics"][name] for r in stl], task.metrics),
-            "best_epochs": {"stl": [r["best_epoch"] for r in stl]},  # per seed: is a model still improving?
-        }
-        if "thresholds" in stl[0] and name in stl[0]["thresholds"]["values"]:
-            entry["thresholds"] = stl[0]["thresholds"]["mode"]  # multi-label decision thresholds: fixed | tuned
-        if name in plan.group:
-            mtl = [by_key[("mtl", plan.group, s)] for s in plan.seeds]
-            splits = {r["splits"][name] for r in stl + mtl}
-            if len(splits) != 1:  # same rows, same labels: only a bug or edited files can get here
-                raise RunError(f"task {name!r} was scored on different splits by its jobs ({sorted(splits)})")
-            entry["mtl"] = _per_metric([r["metrics"][name] for r in mtl], task.metrics)
-            entry["best_epochs"]["mtl"] = [r["best_epoch"] for r in mtl]
-            pairs = [(m["metrics"][name][primary], s["metrics"][name][primary]) for m, s in zip(mtl, stl, strict=True)]
-            diffs: list[float] = [m - s for m, s in pairs if m is not None and s is not None]
-            entry["gap"] = {
-                "mean": float(np.mean(diffs)) if diffs else None,
-                "ci95": t_interval(diffs),
-                "values": diffs,
-                "n": len(diffs),
-            }
-        summary[name] = entry
-    return summary
-
-
-def _per_metric(records: list[dict[str, float | None]], metrics: Sequence[str]) -> dict[str, Any]:
-    out = {}
-    for m in metrics:
-        values = [v for r in records if (v := r[m]) is not None]
-        out[m] = {"mean": float(np.mean(values)) if values else None, "ci95": t_interval(values), "values": values}
-    return out
-
-
-def make_accelerator(cfg: RunConfig) -> Any:
-    from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
-
-    acc = Accelerator(
-        mixed_precision="bf16" if cfg.bf16 else "no",
-        # split_batches: batch_size is global, so N processes see the same batches as one; the
-        # seedable sampler orders epoch e by (job seed + e) alike on one process or many.
-        # Gradient accumulation is the runner's (windows that end with each epoch, no_sync).
-        dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
-        # find_unused_parameters is set per job by the runner (only MTL over several streams needs it).
-        kwargs_handlers=[DistributedDataParallelKwargs()],
-    )
-    for size, name in ((cfg.batch_size, "batch_size"), (cfg.eval_batch_size, "eval_batch_size")):
-        if size % acc.num_processes:
-            raise ConfigError(f"{name}={size} must be a multiple of the {acc.num_processes} processes")
-    return acc
+__all__ = ["check_data", "make_accelerator", "run_experiment"]
 
 
 def check_data(
-    plan: Plan, tasks: dict[str, TaskSpec], cfg: RunConfig, ctx: LoadContext, acc: Any
-) -> dict[str, dict[str, int]]:
-    """Load every split once before any training; return rows per stream and split.
+    plan: Plan, tasks: dict[str, TaskSpec], cfg: RunConfig, acc: Any
+) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
+    """Load every split once before any training; return rows per stream and split, and artifacts.
 
+    Artifacts: ``train_sizes`` (labelled training rows per task), ``input_groups`` (stream key
+    per task), ``train_labels`` (training labels per task, for the label-dependence baseline).
     Raises ``DataError`` naming task and split when a task has no labelled row in its train or
     dev split (after the ``max_*_examples`` slice): such a task cannot be trained or selected.
     A task without labelled test rows is reported on dev.
     """
     from harness.data.streams import is_labelled, make_streams, stream_split
 
+    ctx = plan.load.context()
     rows: dict[str, dict[str, int]] = {}
+    sizes: dict[str, int] = {}
+    groups: dict[str, str] = {}
+    labels: dict[str, Any] = {}
     with acc.main_process_first():
         for stream in make_streams([tasks[t] for t in plan.tasks]):
             rows[stream.key] = {}
@@ -123,98 +60,195 @@ def check_data(
                     continue
                 rows[stream.key][split] = len(dataset)
                 for k, task in enumerate(stream.tasks):
-                    if split != "test" and not is_labelled(task, dataset[f"label_{k}"]).any():
+                    values = dataset[f"label_{k}"]
+                    labelled = is_labelled(task, values)
+                    if split == "train":
+                        sizes[task.name], groups[task.name] = int(labelled.sum()), stream.key
+                        labels[task.name] = np.asarray(values)
+                    if split != "test" and not labelled.any():
                         sliced = f" (among the {limit} rows drawn by {key}={limit})" if limit == len(dataset) else ""
                         raise DataError(
                             f"task {task.name!r} has no labelled row in split {split!r}{sliced}; it cannot be "
                             "trained or selected: label some rows, or leave the task out of --tasks"
                         )
-    return rows
+    return rows, {"train_sizes": sizes, "input_groups": groups, "train_labels": labels}
 
 
-def job_units(job: Job, tasks: dict[str, TaskSpec], rows: dict[str, dict[str, int]], cfg: RunConfig) -> float:
+def job_units(job: JobSpec, tasks: dict[str, TaskSpec], rows: dict[str, dict[str, int]]) -> float:
     """Estimated cost of a job (progress and remaining time): examples processed, training counted thrice."""
     from harness.data.streams import make_streams
     from harness.training.progress import EVAL_UNITS, TRAIN_UNITS
 
+    if job.kind == "init":
+        return float(EVAL_UNITS * job.config.probe_examples)
     total = 0.0
     for stream in make_streams([tasks[t] for t in job.tasks]):
         sizes = rows.get(stream.key, {})
         total += TRAIN_UNITS * sizes.get("train", 0) + EVAL_UNITS * (sizes.get("dev", 0) + sizes.get("test", 0))
-    return total * cfg.epochs
+    return total * job.config.epochs
 
 
 def run_experiment(
-    cfg: RunConfig,
+    plan: Plan,
     manager: PluginManager,
     registries: Registries,
-    plan: Plan,
-    ctx: LoadContext,
-    acc: Any,
     run_dir: Path,
     resume: bool,
     run_info: dict[str, Any],
 ) -> dict[str, Any]:
-    """Run every job of the plan (skipping finished ones) and write results.json.
+    """Run every stage of the plan (skipping finished jobs) and write results.json; return its JSON form.
 
     The run directory must have been prepared (``rundir.prepare``) by the caller.
     """
     from harness.protocol import rundir
-    from harness.training.progress import JobProgress, RunProgress
-    from harness.training.runner import run_job
+    from harness.protocol.science import (
+        compute_predictors,
+        group_results,
+        propose_groups,
+        score_predictors,
+    )
 
+    cfg = plan.config
+    acc = make_accelerator(cfg)  # this process's view of the launch (rank, main process, barriers)
+    remember_registries(plan.plugins, registries)
     tasks = {name: registries.tasks.get(name) for name in plan.tasks}
-    rows = check_data(plan, tasks, cfg, ctx, acc)
+    rows, artifacts = check_data(plan, tasks, cfg, acc)
     if acc.is_main_process:
         manager.notify("run_started", run_dir=str(run_dir), config=run_info, tasks=list(plan.tasks))
-    results: dict[str, dict[str, Any]] = {}
-    jobs = plan.jobs()
-    units = [job_units(job, tasks, rows, cfg) for job in jobs]
-    progress = RunProgress(len(jobs)) if acc.is_main_process else None
-    try:
-        if progress is not None:
-            progress.plan(units)
-        for i, (job, cost) in enumerate(zip(jobs, units, strict=True), 1):
-            key = job.key(cfg.training_hash())
-            job_dir = run_dir / "jobs" / key
-            done = job_dir / "result.json"
-            if done.exists():
-                log.info("[%d/%d] %s: finished before, reusing %s", i, len(jobs), job.describe(), done)
-                fix = f"delete {job_dir} to train that job again"
-                results[key] = rundir.read_json(done, ("kind", "tasks", "seed", "splits", "metrics", "history"), fix)
-                if progress is not None:
-                    progress.skip_job(cost)
-                continue
-            log.info("[%d/%d] %s", i, len(jobs), job.describe())
-            if progress is not None:
-                progress.start_job(f"[{i}/{len(jobs)}] {job.describe()}", cost, cfg.epochs)
-            job_tasks = [tasks[t] for t in job.tasks]
-            result = run_job(
-                job, job_tasks, registries.metrics, cfg, ctx, acc, job_dir, resume, progress or JobProgress()
-            )
-            if acc.is_main_process:
-                rundir.write_json(done, result)
-                shutil.rmtree(job_dir / "state", ignore_errors=True)  # only needed to resume an unfinished job
-            acc.wait_for_everyone()
-            if progress is not None:
-                progress.finish_job()
-            results[key] = result
-    finally:
-        if progress is not None:
-            progress.close()
-    summary = summarise(results, plan, tasks, registries)
-    output = {
-        "plan": {"tasks": plan.tasks, "group": plan.group, "seeds": plan.seeds},
-        # how an MTL job combines its heads' losses, and how long jobs train
-        "training": {"loss_weighting": "equal", "epochs": cfg.epochs, "patience": cfg.patience},
-        "tasks": summary,
-        "jobs": {k: {"kind": r["kind"], "tasks": r["tasks"], "seed": r["seed"]} for k, r in sorted(results.items())},
-        "rows": rows,
+    executor = SequentialExecutor(run_dir, resume, registries, acc, lambda job: job_units(job, tasks, rows))
+    results: dict[str, JobResult] = {}
+    for stage in ("stl", "init", "all", "pairs"):
+        results.update(executor.run(plan.stage_jobs(stage), stage))
+    outcomes = Outcomes(results)
+    primary = {
+        t: (tasks[t].metrics[0], registries.metrics.get(tasks[t].metrics[0]).higher_is_better) for t in plan.tasks
     }
+    G = pair_gap_matrix(plan.tasks, plan.seeds, outcomes, primary) if "pairs" in plan.stages else None
+    artifacts.update(_artifacts(plan, results, run_dir))
+    predictors = compute_predictors(plan, tasks, registries, artifacts)
+    matrices = {name: p.matrix for name, p in predictors.items() if p.matrix is not None}
+    proposals = propose_groups(plan, tasks, registries, matrices, G)
+    new_groups = [g for g in _groups_of(proposals) if not outcomes.trained(g)]
+    results.update(executor.run(plan.stage_jobs("groups", new_groups), "groups"))
+    outcomes = Outcomes(results)
+
+    summary = summarise(plan, tasks, registries, outcomes)
+    groups = []
+    for key, order in sorted(outcomes.order.items(), key=lambda kv: (len(kv[1]), kv[1])):
+        sources = [name for name, part in proposals.items() if part and any(frozenset(g) == key for g in part)]
+        if frozenset(plan.group) == key:
+            sources.insert(0, "all-task run")
+        if len(order) == 2 and "pairs" in plan.stages:
+            sources.append("pairs")
+        gaps = {t: gap_estimate(t, order, plan.seeds, outcomes, *primary[t]).to_json() for t in order}
+        seconds = float(sum(r.seconds for r in outcomes.groups[key].values()))
+        groups.append({"tasks": list(order), "sources": sources, "gaps": gaps, "seconds": seconds})
+    pair_seconds = float(sum(r.seconds for r in results.values() if r.kind == "mtl" and len(r.tasks) == 2))
+    scores = score_predictors(plan, predictors, G, groups, pair_seconds)
+    groupers = group_results(plan, proposals, groups, predictors, pair_seconds)
+    output = RunResults(
+        plan=plan.to_dict(),
+        # how an MTL job combines its heads' losses, and how long jobs train
+        training={"loss_weighting": "equal", "epochs": cfg.epochs, "patience": cfg.patience},
+        tasks=summary,
+        groups=groups,
+        jobs={
+            k: {"kind": r.kind, "tasks": r.tasks, "seed": r.seed, "seconds": r.seconds}
+            for k, r in sorted(results.items())
+        },
+        rows=rows,
+        pair_gaps=None if G is None else {"tasks": list(plan.tasks), "seeds": list(plan.seeds), "values": G.tolist()},
+        predictors={name: p.to_json() for name, p in predictors.items()},
+        scores=scores,
+        groupers={name: g.to_json() for name, g in groupers.items()},
+        gap_by_size=gap_by_size(groups),
+    ).to_json()
     if acc.is_main_process:
         rundir.write_json(run_dir / "results.json", output)
-        rundir.write_manifest(run_dir, manager, acc, cfg, results)
+        rundir.write_manifest(run_dir, manager, acc, cfg, {k: r.to_json() for k, r in results.items()})
         manager.notify("run_finished", run_dir=str(run_dir), results=output)
     acc.wait_for_everyone()
     acc.end_training()
     return output
+
+
+def _groups_of(proposals: Mapping[str, list[list[str]] | None]) -> list[tuple[str, ...]]:
+    """Every distinct group of two or more tasks the groupers proposed, in first-seen order."""
+    seen: dict[frozenset[str], tuple[str, ...]] = {}
+    for partition in proposals.values():
+        for group in partition or []:
+            if len(group) > 1:
+                seen.setdefault(frozenset(group), tuple(group))
+    return list(seen.values())
+
+
+def _artifacts(plan: Plan, results: Mapping[str, JobResult], run_dir: Path) -> dict[str, Any]:
+    """The measurements predictors read: STL features, the untrained model's, gradients, observers."""
+    from harness.protocol.execute import FEATURES_FILE
+
+    def load(r: JobResult) -> np.ndarray:
+        path = run_dir / "jobs" / _key(results, r) / (r.features or FEATURES_FILE)
+        return np.load(path, allow_pickle=False).astype(np.float64)
+
+    out: dict[str, Any] = {"seed": plan.seeds[0], "seeds": list(plan.seeds), "costs": {}}
+    by_seed = sorted(results.values(), key=lambda r: (r.seed, r.kind, r.tasks))
+    features: dict[str, list[np.ndarray]] = {}
+    costs = {"features": 0.0, "init_gradients": 0.0, "training": 0.0}
+    for r in by_seed:
+        if r.kind == "stl" and r.features:
+            features.setdefault(r.tasks[0], []).append(load(r))
+            costs["features"] += r.measure_seconds.get("features", 0.0)
+        elif r.kind == "init":
+            out.setdefault("init_features", []).append(load(r))
+            out.setdefault("init_gradients", []).append(r.observations.get("init"))
+            costs["init_gradients"] += r.measure_seconds.get("init", 0.0)
+            costs["features"] += r.measure_seconds.get("features", 0.0)
+        elif r.kind == "mtl" and r.observations and tuple(r.tasks) == plan.group:
+            out.setdefault("training", []).append(next(iter(r.observations.values())))
+            costs["training"] += r.measure_seconds.get("observers", 0.0)
+    if features:
+        out["features"] = features
+    out["costs"] = costs
+    return out
+
+
+def _key(results: Mapping[str, JobResult], r: JobResult) -> str:
+    return next(k for k, v in results.items() if v is r)
+
+
+def summarise(plan: Plan, tasks: dict[str, TaskSpec], registries: Registries, outcomes: Outcomes) -> dict[str, Any]:
+    """Per task: STL metrics over seeds, and MTL metrics and the gap in the all-task group."""
+    from harness.protocol.gaps import t_interval
+
+    summary: dict[str, Any] = {}
+    for name in plan.tasks:
+        task = tasks[name]
+        primary = task.metrics[0]
+        higher = registries.metrics.get(primary).higher_is_better
+        stl = [outcomes.stl[(name, s)] for s in plan.seeds]
+        entry: dict[str, Any] = {
+            "primary": primary,
+            "higher_is_better": higher,
+            "split": stl[0].splits[name],
+            "stl": _per_metric([r.metrics[name] for r in stl], task.metrics, t_interval),
+            "best_epochs": {"stl": [r.best_epoch for r in stl]},  # per seed: is a model still improving?
+        }
+        if stl[0].thresholds and name in stl[0].thresholds["values"]:
+            entry["thresholds"] = stl[0].thresholds["mode"]  # multi-label decision thresholds: fixed | tuned
+        mtl_runs = outcomes.groups.get(frozenset(plan.group), {})
+        if name in plan.group and mtl_runs:
+            mtl = [mtl_runs[s] for s in plan.seeds if s in mtl_runs]
+            entry["mtl"] = _per_metric([r.metrics[name] for r in mtl], task.metrics, t_interval)
+            entry["best_epochs"]["mtl"] = [r.best_epoch for r in mtl]
+            est = gap_estimate(name, plan.group, plan.seeds, outcomes, primary, higher)
+            entry["gap"] = {"mean": est.mean, "ci95": est.ci95, "values": est.values, "n": est.n}
+        summary[name] = entry
+    return summary
+
+
+def _per_metric(records: list[dict[str, float | None]], metrics: Any, interval: Any) -> dict[str, Any]:
+    out = {}
+    for m in metrics:
+        values = [v for r in records if (v := r[m]) is not None]
+        out[m] = {"mean": float(np.mean(values)) if values else None, "ci95": interval(values), "values": values}
+    return out

@@ -29,9 +29,8 @@ from harness.core.registry import Registry
 from harness.data.streams import Collator, Stream, is_labelled, make_streams, split_batch, stream_split, tokenize
 from harness.data.textfile import read_text
 from harness.errors import RunError
-from harness.protocol.plan import Job
-from harness.training.observers import StepInfo, StepObserver
 from harness.training.model import HeadSpec, build_model, task_loss_sum
+from harness.training.observers import StepInfo, StepObserver
 from harness.training.progress import JobProgress
 from harness.training.sampling import epoch_schedule
 from harness.training.thresholds import sigmoid, tune_thresholds
@@ -306,22 +305,52 @@ def selection_score(record: dict[str, Any], tasks: Sequence[TaskSpec], metrics: 
     return float(np.mean(values))
 
 
+@dataclass(frozen=True)
+class TrainSetup:
+    """What one training needs besides its folder: tasks, metric registry, config, data, accelerator."""
+
+    kind: str  # "stl" or "mtl" (for messages and the result record)
+    tasks: Sequence[TaskSpec]
+    seed: int
+    metrics: Registry[Any]
+    cfg: RunConfig
+    ctx: LoadContext
+    acc: Accelerator
+
+    def describe(self) -> str:
+        names = "+".join(t.name for t in self.tasks) if len(self.tasks) <= 3 else f"{len(self.tasks)} tasks"
+        return f"{self.kind.upper()} {names} seed {self.seed}"
+
+
+@dataclass
+class Trained:
+    """A finished training: its result record (JSON-ready) and what later measurements need."""
+
+    record: dict[str, Any]
+    model: Any  # the prepared model, holding the selected (best) epoch's weights when keep_best
+    tokenizer: Any
+    train_seconds: float
+
+
 def run_job(
-    job: Job,
-    tasks: Sequence[TaskSpec],
-    metrics: Registry[Any],
-    cfg: RunConfig,
-    ctx: LoadContext,
-    acc: Accelerator,
+    setup: TrainSetup,
     job_dir: Path,
-    resume: bool,
+    resume: bool = False,
     progress: JobProgress | None = None,
-) -> dict[str, Any]:
-    """Train one job to the end (or from its saved state) and return its final metrics record."""
+    observers: Sequence[StepObserver] = (),
+) -> Trained:
+    """Train one job to the end (or on from its saved state) and return its final record.
+
+    ``observers`` are called after every optimizer step; their state is saved with each
+    checkpoint and restored on resume, and lands in the record under ``observations``.
+    """
+    import time
+
+    acc, cfg, tasks = setup.acc, setup.cfg, setup.tasks
     progress = progress or JobProgress()
-    set_seed(job.seed)
+    set_seed(setup.seed)
     model, tokenizer = build_model(cfg.model, [HeadSpec.of(t) for t in tasks], cfg.pooling, cfg.dropout)
-    data = prepare_data(tasks, tokenizer, cfg, ctx, acc)
+    data = prepare_data(tasks, tokenizer, cfg, setup.ctx, acc)
     train_loaders = [train_loader(ds, s, tokenizer, cfg) for s, ds in zip(data.streams, data.train, strict=True)]
     eval_loaders = {
         split: [
@@ -339,29 +368,46 @@ def run_job(
         acc.ddp_handler.find_unused_parameters = len(data.streams) > 1
     model, optimizer, scheduler, *train_loaders = acc.prepare(model, optimizer, scheduler, *train_loaders)
     eval_loaders = {k: [(s, acc.prepare(dl)) for s, dl in v] for k, v in eval_loaders.items()}
-    history = _restore(acc, job_dir) if resume else []
+    history = _restore(acc, job_dir, observers) if resume else []
     if history:
-        log.info("resuming %s after epoch %d from %s", job.kind, len(history), job_dir / "state")
+        log.info("resuming %s after epoch %d from %s", setup.describe(), len(history), job_dir / "state")
     progress.resume(len(history))
+    train_seconds = 0.0
     for epoch in range(len(history), cfg.epochs):
         if stopped_early(history, cfg.patience):
-            log.info("%s: no better dev score in %d epoch(s): stopping early", job.describe(), cfg.patience)
+            log.info("%s: no better dev score in %d epoch(s): stopping early", setup.describe(), cfg.patience)
             break
-        epoch_seed = job.seed * 10_007 + epoch  # each epoch's order and dropout, independent of a resume
+        epoch_seed = setup.seed * 10_007 + epoch  # each epoch's order and dropout, independent of a resume
         set_seed(epoch_seed)
+        start = time.perf_counter()
         loss = train_epoch(
-            model, train_loaders, data.streams, optimizer, scheduler, acc, cfg, epoch, epoch_seed, progress
+            model, train_loaders, data.streams, optimizer, scheduler, acc, cfg, epoch, epoch_seed, progress, observers
         )
+        train_seconds += time.perf_counter() - start
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss}
-        record.update(evaluate(model, eval_loaders, tasks, acc, metrics, cfg, progress))
-        record["selection"] = selection_score(record, tasks, metrics)
+        record.update(evaluate(model, eval_loaders, tasks, acc, setup.metrics, cfg, progress))
+        record["selection"] = selection_score(record, tasks, setup.metrics)
         best_before = max((r["selection"] for r in history), default=-math.inf)
         history.append(record)
         if cfg.keep_best and (len(history) == 1 or record["selection"] > best_before):  # the epoch _final picks
             acc.save_model(acc.unwrap_model(model), job_dir / "best")
-        _checkpoint(acc, job_dir, history)
-    acc.free_memory()
-    return _final(job, tasks, history, data.fingerprints, cfg)
+        _checkpoint(acc, job_dir, history, observers)
+    result = _final(setup, history, data.fingerprints)
+    if observers:
+        result["observations"] = {o.name: o.state() for o in observers}
+    if cfg.keep_best and result["best_epoch"] != len(history):  # later measurements use the selected model
+        _load_best(acc, model, job_dir / "best")
+    return Trained(result, model, tokenizer, train_seconds)
+
+
+def _load_best(acc: Accelerator, model: Any, folder: Path) -> None:
+    from safetensors.torch import load_file
+
+    files = sorted(folder.glob("*.safetensors"))
+    state: dict[str, Any] = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    acc.unwrap_model(model).load_state_dict(state)
 
 
 def stopped_early(history: list[dict[str, Any]], patience: int) -> bool:
@@ -381,15 +427,14 @@ def reported_split(record: dict[str, Any], task: TaskSpec) -> str:
     return "test" if test is not None and test[task.metrics[0]] is not None else "dev"
 
 
-def _final(
-    job: Job, tasks: Sequence[TaskSpec], history: list[dict[str, Any]], prints: dict[str, str], cfg: RunConfig
-) -> dict[str, Any]:
+def _final(setup: TrainSetup, history: list[dict[str, Any]], prints: dict[str, str]) -> dict[str, Any]:
+    tasks, cfg = setup.tasks, setup.cfg
     best = max(history, key=lambda r: r["selection"])
     splits = {t.name: reported_split(best, t) for t in tasks}
     result = {
-        "kind": job.kind,
-        "tasks": list(job.tasks),
-        "seed": job.seed,
+        "kind": setup.kind,
+        "tasks": [t.name for t in tasks],
+        "seed": setup.seed,
         "best_epoch": best["epoch"],
         "epochs_trained": len(history),
         "splits": splits,
@@ -403,8 +448,10 @@ def _final(
     return result
 
 
-def _checkpoint(acc: Accelerator, job_dir: Path, history: list[dict[str, Any]]) -> None:
-    """Save the accelerate state and history together; a kill leaves the previous state intact."""
+def _checkpoint(
+    acc: Accelerator, job_dir: Path, history: list[dict[str, Any]], observers: Sequence[StepObserver] = ()
+) -> None:
+    """Save the accelerate state, history and observers' state together; a kill leaves the previous state intact."""
     tmp, state = job_dir / "state.tmp", job_dir / "state"
     if acc.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
@@ -412,13 +459,16 @@ def _checkpoint(acc: Accelerator, job_dir: Path, history: list[dict[str, Any]]) 
     acc.save_state(str(tmp))
     if acc.is_main_process:
         (tmp / "history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
+        if observers:
+            states = {o.name: o.state() for o in observers}
+            (tmp / "observers.json").write_text(json.dumps(states), encoding="utf-8")
         if state.exists():
             shutil.rmtree(state)
         tmp.rename(state)
     acc.wait_for_everyone()
 
 
-def _restore(acc: Accelerator, job_dir: Path) -> list[dict[str, Any]]:
+def _restore(acc: Accelerator, job_dir: Path, observers: Sequence[StepObserver] = ()) -> list[dict[str, Any]]:
     state = job_dir / "state"
     if not (state / "history.json").exists():
         return []
@@ -428,4 +478,11 @@ def _restore(acc: Accelerator, job_dir: Path) -> list[dict[str, Any]]:
         raise RunError(
             f"cannot resume from {state}: {type(exc).__name__}: {exc}; delete that folder to restart the job"
         ) from None
+    if observers:
+        states = (
+            json.loads(read_text(state / "observers.json", RunError)) if (state / "observers.json").exists() else {}
+        )
+        for observer in observers:
+            if observer.name in states:
+                observer.load_state(states[observer.name])
     return json.loads(read_text(state / "history.json", RunError))

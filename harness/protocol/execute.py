@@ -1,0 +1,248 @@
+"""``execute(spec, job_dir) -> JobResult``: run one job from its spec alone, in any process.
+
+As in accelerate's examples, the job builds what it needs itself: the plugin registries
+(cached per process), the ``Accelerator``, the data, the model. An executor only decides
+where and when ``execute`` runs; ``SequentialExecutor`` runs jobs one after another in this
+process and reuses every job whose ``result.json`` exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.core.config import RunConfig
+from harness.errors import ConfigError
+from harness.protocol.plan import JobSpec, PluginSpec
+from harness.protocol.results import JobResult
+
+log = logging.getLogger("harness")
+
+_REGISTRIES: dict[PluginSpec, Any] = {}
+
+FEATURES_FILE = "features.npy"
+
+
+def remember_registries(plugins: PluginSpec, registries: Any) -> None:
+    """Reuse ``registries`` (already built by the caller) for jobs of this process with ``plugins``."""
+    _REGISTRIES[plugins] = registries
+
+
+def registries_for(plugins: PluginSpec) -> Any:
+    """The frozen registries of ``plugins``, built once per process."""
+    if plugins not in _REGISTRIES:
+        import os
+
+        from harness.core.plugins import build_registries, new_manager
+
+        extra: list[tuple[str, object]] = []
+        if plugins.tasks_dir is not None:
+            from harness.data.taskdir import TaskDirPlugin, plugin_name
+
+            extra.append((plugin_name(Path(plugins.tasks_dir)), TaskDirPlugin(Path(plugins.tasks_dir))))
+        if plugins.modules:
+            os.environ.setdefault("HARNESS_PLUGIN_MODULES", plugins.modules)
+        manager = new_manager(load=plugins.wanted, extra=extra)
+        _REGISTRIES[plugins] = build_registries(manager)
+    return _REGISTRIES[plugins]
+
+
+def make_accelerator(cfg: RunConfig) -> Any:
+    """The job's Accelerator: global batches split over processes, seedable sampler, DDP handler.
+
+    Raises ``ConfigError`` when a batch size is not a multiple of the process count.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
+
+    acc = Accelerator(
+        mixed_precision="bf16" if cfg.bf16 else "no",
+        # split_batches: batch_size is global, so N processes see the same batches as one; the
+        # seedable sampler orders epoch e by (job seed + e) alike on one process or many.
+        # Gradient accumulation is the runner's (windows that end with each epoch, no_sync).
+        dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
+        # find_unused_parameters is set per job by the runner (only MTL over several streams needs it).
+        kwargs_handlers=[DistributedDataParallelKwargs()],
+    )
+    for size, name in ((cfg.batch_size, "batch_size"), (cfg.eval_batch_size, "eval_batch_size")):
+        if size % acc.num_processes:
+            raise ConfigError(f"{name}={size} must be a multiple of the {acc.num_processes} processes")
+    return acc
+
+
+def execute(
+    spec: JobSpec, job_dir: Path, *, resume: bool = False, progress: Any = None, registries: Any = None
+) -> JobResult:
+    """Run ``spec`` in ``job_dir`` (created) and return its result; ``job_dir/result.json`` is
+    written by the caller. ``resume`` continues from ``job_dir/state``. Runs on every process
+    of a distributed launch (all ranks call it with the same spec)."""
+    from harness.training.progress import JobProgress
+
+    registries = registries if registries is not None else registries_for(spec.plugins)
+    acc = make_accelerator(spec.config)
+    tasks = [registries.tasks.get(name) for name in spec.tasks]
+    progress = progress or JobProgress()
+    start = time.perf_counter()
+    if spec.kind == "init":
+        result = _run_init(spec, tasks, registries, acc, job_dir, progress)
+    else:
+        result = _run_training(spec, tasks, registries, acc, job_dir, resume, progress)
+    acc.free_memory()
+    values = {**result, "seconds": time.perf_counter() - start}
+    return JobResult(**values)
+
+
+def _probe(spec: JobSpec, registries: Any, tokenizer: Any) -> Any:
+    from harness.analyses.probe import build_probe
+
+    probe_tasks = [registries.tasks.get(name) for name in spec.probe]
+    return build_probe(probe_tasks, spec.load.context(), tokenizer, spec.config, seed=spec.config.data_seed)
+
+
+def _save_features(model: Any, probe: Any, acc: Any, job_dir: Path) -> float:
+    """Layer features of ``model`` on the probe set to ``job_dir/features.npy`` (float32); seconds spent."""
+    import numpy as np
+
+    from harness.analyses.features import layer_features
+
+    start = time.perf_counter()
+    features = layer_features(model, probe, acc, model_pooling(model, acc))
+    if acc.is_main_process:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        tmp = job_dir / f".{FEATURES_FILE}.tmp"
+        with open(tmp, "wb") as f:
+            np.save(f, features.astype(np.float32), allow_pickle=False)
+        tmp.replace(job_dir / FEATURES_FILE)
+    acc.wait_for_everyone()
+    return time.perf_counter() - start
+
+
+def model_pooling(model: Any, acc: Any) -> str:
+    return str(acc.unwrap_model(model).pooling)
+
+
+def _run_training(
+    spec: JobSpec, tasks: Sequence[Any], registries: Any, acc: Any, job_dir: Path, resume: bool, progress: Any
+) -> dict[str, Any]:
+    from harness.training.model import load_tokenizer
+    from harness.training.runner import TrainSetup, run_job
+
+    cfg = spec.config
+    observers: list[Any] = []
+    probe = None
+    if spec.probe:
+        probe = _probe(spec, registries, load_tokenizer(cfg.model))
+    if spec.observe and cfg.observe_every > 0 and probe is not None:
+        from harness.analyses.observers import TrainingObserver
+
+        observers.append(TrainingObserver(probe, every=cfg.observe_every))
+    setup = TrainSetup(spec.kind, tasks, spec.seed, registries.metrics, cfg, spec.load.context(), acc)
+    trained = run_job(setup, job_dir, resume, progress, observers)
+    record = trained.record
+    measure: dict[str, float] = {}
+    if observers:
+        measure["observers"] = float(sum(o.state().get("seconds", 0.0) for o in observers))
+    features = None
+    if spec.features and probe is not None:
+        progress.phase("probe-set features", 1)
+        measure["features"] = _save_features(trained.model, probe, acc, job_dir)
+        features = FEATURES_FILE
+    if acc.is_main_process:
+        shutil.rmtree(job_dir / "state", ignore_errors=True)  # only needed to resume an unfinished job
+    return {
+        **record,
+        "train_seconds": trained.train_seconds,
+        "measure_seconds": measure,
+        "features": features,
+    }
+
+
+def _run_init(
+    spec: JobSpec, tasks: Sequence[Any], registries: Any, acc: Any, job_dir: Path, progress: Any
+) -> dict[str, Any]:
+    """The untrained model with every task's head: gradient alignment and features on the probe set."""
+    from accelerate.utils import set_seed
+
+    from harness.analyses.observers import measure_at_init
+    from harness.training.model import HeadSpec, build_model
+
+    cfg = spec.config
+    set_seed(spec.seed)
+    model, tokenizer = build_model(cfg.model, [HeadSpec.of(t) for t in tasks], cfg.pooling, cfg.dropout)
+    model = acc.prepare(model)
+    probe = _probe(spec, registries, tokenizer)
+    progress.phase("gradients at the starting encoder", 1)
+    start = time.perf_counter()
+    observations = {"init": measure_at_init(model, probe, acc)}
+    seconds = time.perf_counter() - start
+    feature_seconds = _save_features(model, probe, acc, job_dir)
+    return {
+        "kind": "init",
+        "tasks": list(spec.tasks),
+        "seed": spec.seed,
+        "best_epoch": 0,
+        "epochs_trained": 0,
+        "splits": {},
+        "metrics": {},
+        "dev": {},
+        "history": [],
+        "data_fingerprints": {},
+        "measure_seconds": {"init": seconds, "features": feature_seconds},
+        "observations": observations,
+        "features": FEATURES_FILE,
+    }
+
+
+class SequentialExecutor:
+    """Runs jobs one after another in this process (all ranks together under a distributed launch).
+
+    A job whose ``jobs/<key>/result.json`` exists is read back, never run again; ``resume``
+    continues an unfinished job from its saved state. ``units`` estimates each job's cost for
+    the progress display.
+    """
+
+    def __init__(self, run_dir: Path, resume: bool, registries: Any, acc: Any, units: Any) -> None:
+        self.run_dir, self.resume, self.registries, self.acc, self.units = run_dir, resume, registries, acc, units
+
+    def run(self, jobs: Sequence[JobSpec], stage: str) -> dict[str, JobResult]:
+        from harness.protocol import rundir
+        from harness.training.progress import JobProgress, RunProgress
+
+        results: dict[str, JobResult] = {}
+        if not jobs:
+            return results
+        costs = [self.units(job) for job in jobs]
+        progress = RunProgress(len(jobs)) if self.acc.is_main_process else None
+        try:
+            if progress is not None:
+                progress.plan(costs)
+            for i, (job, cost) in enumerate(zip(jobs, costs, strict=True), 1):
+                job_dir = self.run_dir / "jobs" / job.key()
+                done = job_dir / "result.json"
+                label = f"{stage} [{i}/{len(jobs)}] {job.describe()}"
+                if done.exists():
+                    log.info("%s: finished before, reusing %s", label, done)
+                    results[job.key()] = JobResult.read(done)
+                    if progress is not None:
+                        progress.skip_job(cost)
+                    continue
+                log.info("%s", label)
+                if progress is not None:
+                    progress.start_job(label, cost, job.config.epochs)
+                result = execute(
+                    job, job_dir, resume=self.resume, progress=progress or JobProgress(), registries=self.registries
+                )
+                if self.acc.is_main_process:
+                    rundir.write_json(done, result.to_json())
+                self.acc.wait_for_everyone()
+                if progress is not None:
+                    progress.finish_job()
+                results[job.key()] = result
+        finally:
+            if progress is not None:
+                progress.close()
+        return results
