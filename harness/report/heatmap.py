@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from rich import box
 from rich.color import Color
 from rich.style import Style
 from rich.table import Table
@@ -99,18 +100,27 @@ def heatmap(
     m = np.array(matrix, dtype=np.float64)  # None -> NaN
     assert m.shape == (len(tasks), len(tasks)), (m.shape, len(tasks))
     signed = scale.low < 0
-    table = Table(title=Text(title) if title else None, title_justify="left")  # Text: brackets are not markup
-    table.add_column("i \\ j")
-    for task in tasks:
-        table.add_column(Text(labels.get(task, task)), justify="right")
-    for i, task in enumerate(tasks):
+    names = [labels.get(task, task) for task in tasks]
+    texts = [
+        [
+            UNDEFINED if not math.isfinite(v) else number(v, digits, signed) + (mark if (i, j) in marked else "")
+            for j, v in enumerate(row)
+        ]
+        for i, row in enumerate(m.tolist())
+    ]
+    # cells padded to the column width (and a space each side), so the colour fills the whole cell
+    widths = [max(len(names[j]), *(len(row[j]) for row in texts)) for j in range(len(tasks))]
+    table = Table(
+        title=Text(title) if title else None, title_justify="left", box=box.SIMPLE_HEAD, padding=0, show_edge=False
+    )
+    table.add_column(" i \\ j ")
+    for name, width in zip(names, widths, strict=True):
+        table.add_column(Text(f" {name.rjust(width)} "), justify="right")
+    for i, name in enumerate(names):
         cells = []
-        for j in range(len(tasks)):
+        for j, text in enumerate(texts[i]):
             value = float(m[i, j])
-            if not math.isfinite(value):
-                cells.append(Text(UNDEFINED, style="dim" if i == j else ""))
-                continue
-            text = number(value, digits, signed) + (mark if (i, j) in marked else "")
-            cells.append(Text(text, style="dim") if i == j else Text(text, style=scale.style(value)))
-        table.add_row(Text(labels.get(task, task)), *cells)
+            style = scale.style(value) if i != j and math.isfinite(value) else Style(dim=True)
+            cells.append(Text(f" {text.rjust(widths[j])} ", style=style))
+        table.add_row(Text(f" {name} "), *cells)
     return table

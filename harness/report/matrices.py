@@ -147,6 +147,5 @@ def matrix_section(results: RunResults, layers: bool = False) -> list[Item]:
                 shown[p.name] = stack
                 items += layer_heatmaps(p, labels)
     if layered and not layers:
-        items.append("per-layer matrices: add --layers")
-    items += unavailable_lines(results)
-    return items
+        items += ["", "per-layer matrices: add --layers"]
+    return items + [""] + unavailable_lines(results)

@@ -66,18 +66,24 @@ def _typed(results: RunResults | dict[str, Any]) -> RunResults:
 
 
 def _emit(items: list[Table | str]) -> None:
-    """Tables through ``print_table``, lines as plain text; a blank line before each titled block.
+    """Tables through ``print_table``, lines as plain text; one blank line between blocks.
 
-    A block starts at a titled table, or at a line directly followed by an untitled table (a
-    heatmap's title line).
+    A block starts at a titled table, at a line directly followed by an untitled table (a
+    heatmap's title line), and after an empty string (a section break).
     """
     from harness.report.console import console, print_table
 
+    pending = printed = False
     for k, item in enumerate(items):
         nxt = items[k + 1] if k + 1 < len(items) else None
         heading = isinstance(item, str) and isinstance(nxt, Table) and not nxt.title
-        if k > 0 and (heading or (isinstance(item, Table) and item.title)):
+        if item == "" or heading or (isinstance(item, Table) and item.title):
+            pending = True
+        if item == "":
+            continue
+        if pending and printed:
             console.print()
+        pending, printed = False, True
         if isinstance(item, str):
             console.print(item, markup=False, highlight=False, emoji=False, soft_wrap=True)
         else:
@@ -124,17 +130,18 @@ def report_items(
                 "more than from which tasks share it"
             )
     if "predictors" in sections:
-        items += matrix_section(results, layers=layers)
+        items += ["", *matrix_section(results, layers=layers)]
     if "scores" in sections:
+        items.append("")
         table, notes = scores_table(results)
         if table.row_count:
             items.append(table)
         items += notes
         items += ceiling_lines(results)
         if "predictors" not in sections:
-            items += unavailable_lines(results)
+            items += ["", *unavailable_lines(results)]
     if "groupers" in sections and results.groupers:
-        items.append(groupers_table(results))
+        items += ["", groupers_table(results)]
     return items
 
 
