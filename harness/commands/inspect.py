@@ -6,9 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError, RunError
+
+if TYPE_CHECKING:
+    from harness.protocol.results import RunResults
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,7 +28,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
 
     p = subparsers.add_parser("show", help="print the results of a run directory")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.add_argument("--json", action="store_true", help="the results (RunResults JSON) on stdout, unchanged")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=("gaps", "predictors", "scores", "groupers"),
+        help="print only this section (repeatable): gaps (per task, per group, by group size), "
+        "predictors (pair-gap and predictor heatmaps), scores, groupers",
+    )
+    p.add_argument("--layers", action="store_true", help="also print the per-layer matrices (CKA, gradient cosine)")
     p.set_defaults(func=cmd_show)
 
 
@@ -169,13 +180,25 @@ def _print_listing(listing: dict[str, Any]) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    """The report of a finished run: gaps, heatmaps, scores, groupers (``--only`` some), or ``--json``."""
     from rich.markup import escape
 
-    from harness.protocol.rundir import read_json
-    from harness.report.console import print_table
-    from harness.report.tables import results_table
+    from harness.report.tables import SECTIONS, print_report
 
-    run_dir: Path = args.run_dir
+    results = read_results(args.run_dir)
+    if args.json:
+        emit_json(results.to_json())
+    else:
+        sections = [s for s in SECTIONS if s in (args.only or SECTIONS)]
+        print_report(results, sections, layers=args.layers, title=escape(str(args.run_dir)))
+    return 0
+
+
+def read_results(run_dir: Path) -> RunResults:
+    """The typed ``RunResults`` of a finished run directory; ``RunError`` (one line, with the fix) otherwise."""
+    from harness.protocol.results import RunResults
+    from harness.protocol.rundir import read_json
+
     if not (run_dir / "config.json").exists():
         raise RunError(f"{run_dir} is not a harness run directory (no config.json); pass the --output of a run")
     results_file = run_dir / "results.json"
@@ -185,9 +208,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"{run_dir}: run not finished ({done} job(s) done); continue it with `harness run ... "
             f"--output {run_dir} --resume`"
         )
-    results = read_json(results_file, ("plan", "tasks", "jobs"), "restore the file, or rerun the run")
-    if args.json:
-        emit_json(results)
-    else:
-        print_table(results_table(results, title=f"{escape(str(run_dir))}: MTL - STL gap per task"))
-    return 0
+    fix = "restore the file, or rerun the run"
+    data = read_json(results_file, ("plan", "tasks", "jobs"), fix)
+    try:
+        return RunResults.from_json(data, results_file)  # another version: a RunError saying what to do
+    except TypeError as exc:  # a required key is missing
+        raise RunError(f"{results_file}: incomplete results ({exc}); {fix}") from None

@@ -1,10 +1,17 @@
-"""Human views of a run's results: a rich table of STL, MTL and the gap per task."""
+"""Human views of a run's results: the gap table per task, and the whole report (``harness show``).
+
+The report's other parts live in ``sections`` (group, score and grouper tables) and
+``matrices`` (heatmaps); this module puts them in order and prints them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
+
+from harness.protocol.results import RunResults
 
 
 def _fmt(value: float | None, ci: list[float] | None = None, signed: bool = False) -> str:
@@ -16,8 +23,10 @@ def _fmt(value: float | None, ci: list[float] | None = None, signed: bool = Fals
     return text
 
 
-def results_table(results: dict[str, Any], title: str = "MTL - STL gap per task") -> Table:
-    seeds = len(results["plan"]["seeds"])
+def results_table(results: RunResults | dict[str, Any], title: str = "MTL - STL gap per task") -> Table:
+    """STL, MTL (the all-task group) and the gap per task, on each task's primary metric."""
+    results = _typed(results)
+    seeds = len(results.plan["seeds"])
     interval = "; mean and 95% t-interval over seeds" if seeds > 1 else "; no interval with one seed"
     table = Table(title=f"{title} ({seeds} seed{'s' if seeds != 1 else ''}{interval})", title_justify="left")
     for column, justify in (
@@ -29,7 +38,7 @@ def results_table(results: dict[str, Any], title: str = "MTL - STL gap per task"
         ("gap (MTL-STL)", "right"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for name, entry in results["tasks"].items():
+    for name, entry in results.tasks.items():
         primary = entry["primary"]
         stl = entry["stl"][primary]
         mtl = entry.get("mtl", {}).get(primary, {})
@@ -47,80 +56,102 @@ def results_table(results: dict[str, Any], title: str = "MTL - STL gap per task"
     return table
 
 
-def _score_cell(score: dict[str, Any] | None) -> str:
-    if not score:
-        return "-"
-    text = f"{score['value']:+.2f}"
-    if score.get("ci_low") is not None:
-        text += f" [{score['ci_low']:+.2f}, {score['ci_high']:+.2f}]"
-    if score.get("p_value") is not None:
-        text += f" p={score['p_value']:.3f}"
-    return text
+SECTIONS = ("gaps", "predictors", "scores", "groupers")
+"""What ``print_report`` can print: gaps (per task, per trained group, by group size), the
+predictor and pair-gap heatmaps, the predictor scores, the groupers."""
 
 
-def scores_table(results: dict[str, Any]) -> Table:
-    """Per predictor: rho against pair gaps and group gaps, share of the noise ceiling, detection, cost."""
-    table = Table(
-        title="predictor scores (Spearman rho [95% CI] p; higher = predicts the gap better)", title_justify="left"
-    )
-    for column in (
-        "predictor",
-        "vs pair gaps",
-        "of ceiling",
-        "vs group gaps",
-        "neg. transfer F1",
-        "cost share",
-        "notes",
-    ):
-        table.add_column(column)
-    for name, s in results.get("scores", {}).get("predictors", {}).items():
-        det = s.get("negative_transfer") or {}
-        table.add_row(
-            name,
-            _score_cell(s.get("pairs")),
-            "-" if s.get("fraction_of_ceiling") is None else f"{s['fraction_of_ceiling']:.2f}",
-            _score_cell(s.get("groups")),
-            "-" if det.get("f1") is None else f"{det['f1']:.2f}",
-            "-" if s.get("cost_share") is None else f"{s['cost_share']:.3f}",
-            "; ".join(s.get("notes", []))[:80],
-        )
-    return table
+def _typed(results: RunResults | dict[str, Any]) -> RunResults:
+    return results if isinstance(results, RunResults) else RunResults.from_json(results)
 
 
-def groupers_table(results: dict[str, Any]) -> Table:
-    table = Table(
-        title="groupers: partition, mean gap over tasks, regret vs the best measured partition", title_justify="left"
-    )
-    for column in ("grouper", "groups", "mean gap", "regret", "rank", "cost (s)"):
-        table.add_column(column)
-    for name, g in results.get("groupers", {}).items():
-        groups = " | ".join("+".join(x) for x in g["partition"]) if g.get("partition") else g.get("note", "-")
-        table.add_row(
-            name,
-            groups,
-            _fmt(g.get("mean_gap"), signed=True),
-            _fmt(g.get("regret")),
-            "-" if g.get("rank") is None else str(g["rank"]),
-            f"{g.get('cost_seconds', 0.0):.0f}",
-        )
-    return table
+def _emit(items: list[Table | str]) -> None:
+    """Tables through ``print_table``, lines as plain text; one blank line between blocks.
 
-
-def print_science(results: dict[str, Any]) -> None:
-    """The predictor-score and grouper tables, and the noise ceiling, after the gap table."""
+    A block starts at a titled table, at a line directly followed by an untitled table (a
+    heatmap's title line), and after an empty string (a section break).
+    """
     from harness.report.console import console, print_table
 
-    ceiling = results.get("scores", {}).get("noise_ceiling")
-    if results.get("scores", {}).get("predictors"):
-        print_table(scores_table(results))
-    if ceiling:
-        console.print(
-            f"noise ceiling (split-half rho of the pair gaps across seeds): {ceiling['value']:+.2f}, "
-            f"Spearman-Brown corrected {ceiling['corrected']:+.2f}"
-            if ceiling.get("corrected") is not None
-            else ""
+    pending = printed = False
+    for k, item in enumerate(items):
+        nxt = items[k + 1] if k + 1 < len(items) else None
+        heading = isinstance(item, str) and isinstance(nxt, Table) and not nxt.title
+        if item == "" or heading or (isinstance(item, Table) and item.title):
+            pending = True
+        if item == "":
+            continue
+        if pending and printed:
+            console.print()
+        pending, printed = False, True
+        if isinstance(item, str):
+            console.print(item, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        else:
+            print_table(item)
+
+
+def report_items(
+    results: RunResults,
+    sections: Sequence[str] = SECTIONS,
+    *,
+    layers: bool = False,
+    title: str = "",
+    gap_table: bool = True,
+) -> list[Table | str]:
+    """What ``print_report`` prints, in order: tables and lines of text.
+
+    ``layers``: the per-layer heatmaps too; ``title``: what the gap table's title starts with
+    (the run directory); ``gap_table=False`` leaves the gap table per task out of "gaps".
+
+    An unavailable predictor is listed once with its reason: in the predictors section, or,
+    without it, under the score table.
+    """
+    from harness.report.matrices import matrix_section, unavailable_lines
+    from harness.report.sections import (
+        ceiling_lines,
+        gap_by_size_table,
+        groupers_table,
+        groups_table,
+        scores_table,
+    )
+
+    items: list[Table | str] = []
+    if "gaps" in sections and gap_table:
+        items.append(
+            results_table(results, title=f"{title}: MTL - STL gap per task" if title else "MTL - STL gap per task")
         )
-    for note in results.get("scores", {}).get("notes", []):
-        console.print(f"note: {note}")
-    if results.get("groupers"):
-        print_table(groupers_table(results))
+    if "gaps" in sections:
+        if results.groups:
+            items.append(groups_table(results))
+        if results.gap_by_size:
+            items.append(gap_by_size_table(results))
+            items.append(
+                "if the mean gap falls as groups grow, the gaps come from how many tasks share one model "
+                "more than from which tasks share it"
+            )
+    if "predictors" in sections:
+        items += ["", *matrix_section(results, layers=layers)]
+    if "scores" in sections:
+        items.append("")
+        table, notes = scores_table(results)
+        if table.row_count:
+            items.append(table)
+        items += notes
+        items += ceiling_lines(results)
+        if "predictors" not in sections:
+            items += ["", *unavailable_lines(results)]
+    if "groupers" in sections and results.groupers:
+        items += ["", groupers_table(results)]
+    return items
+
+
+def print_report(
+    results: RunResults | dict[str, Any], sections: Sequence[str] = SECTIONS, *, layers: bool = False, title: str = ""
+) -> None:
+    """The report of a run (``harness show``) on the console: the ``sections`` asked for, in ``SECTIONS`` order."""
+    _emit(report_items(_typed(results), sections, layers=layers, title=title))
+
+
+def print_science(results: RunResults | dict[str, Any]) -> None:
+    """Everything after the gap table (``harness run`` prints that first): groups, heatmaps, scores, groupers."""
+    _emit(report_items(_typed(results), SECTIONS, gap_table=False))
