@@ -136,7 +136,11 @@ def test_show_prints_the_gap_table_as_plain_lines_off_a_terminal(tmp_path, capsy
     results = {
         "plan": {"tasks": ["a.b", "c"], "group": ["a.b", "c"], "seeds": [0]},
         "tasks": {"a.b": entry, "c": entry},
-        "jobs": [],
+        "jobs": {},
+        "version": 2,
+        "training": {},
+        "groups": [],
+        "rows": {},
     }
     (run_dir / "results.json").write_text(json.dumps(results), encoding="utf-8-sig")  # a byte-order mark too
     assert main(["show", str(run_dir)]) == 0
