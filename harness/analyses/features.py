@@ -57,15 +57,16 @@ def layer_features(model: Any, probe: ProbeSet, acc: Any, pooling: str, batch_si
     if pooling not in POOLING:
         raise AnalysisError(f"pooling must be one of {', '.join(POOLING)}; got {pooling!r}")
     encoder = acc.unwrap_model(model).encoder
+    device = next(encoder.parameters()).device  # acc.device once prepared
     was_training = encoder.training
     encoder.eval()
     chunks: list[torch.Tensor] = []  # each [L + 1, batch, hidden]
     try:
-        with torch.no_grad(), full_precision(acc.device):
+        with torch.no_grad(), full_precision(device):
             for stream in probe.streams:
                 for start in range(0, stream.rows, batch_size):
                     part = stream.part(start, start + batch_size)
-                    inputs = {k: v.to(acc.device) for k, v in part.inputs.items()}
+                    inputs = {k: v.to(device) for k, v in part.inputs.items()}
                     out = encoder(**inputs, output_hidden_states=True)
                     mask = inputs["attention_mask"]
                     chunks.append(torch.stack([pool(h, mask, pooling) for h in out.hidden_states]).cpu())

@@ -122,6 +122,11 @@ def _logits(net: Any, part: ProbeStream, tasks: Sequence[str], device: Any) -> d
     return type(net).forward(net, tasks=tasks, **inputs)  # type: ignore[no-any-return]
 
 
+def _device(net: Any) -> Any:
+    """Where the model's parameters are (acc.device once prepared; the CPU before ``prepare``)."""
+    return next(net.parameters()).device
+
+
 def shared_parameters(net: Any) -> list[tuple[str, torch.nn.Parameter]]:
     """The encoder's trainable parameters, named as in ``net.encoder`` (``encoder.layer.0...``)."""
     return [(n, p) for n, p in net.encoder.named_parameters() if p.requires_grad]
@@ -133,7 +138,7 @@ def task_gradients(
     """Each task's loss gradient on the shared encoder parameters, on the probe batches.
 
     Returns ``{task: {parameter name: gradient}}`` (float32, or float64 for a float64 model, on
-    ``acc.device``), tasks in ``task_names`` order (default: every probe task the model has a
+    the model's device), tasks in ``task_names`` order (default: every probe task the model has a
     head for), parameter names as in ``model.encoder`` (``transformer_layer_of`` reads them);
     parameters no task's loss reaches (e.g. an unused pooler) are left out. One encoder pass
     per stream serves its tasks; task t's loss is the mean over the labelled rows of its whole
@@ -150,22 +155,23 @@ def task_gradients(
     counts = _counts(batches, net.specs, tasks)
     named = shared_parameters(net)
     params = [p for _, p in named]
+    device = _device(net)
     sizes = [p.numel() for p in params]
     dtype = torch.float64 if any(p.dtype == torch.float64 for p in params) else torch.float32
     # One buffer: T gradients, then one "used" flag per parameter, all-reduced at once.
-    flat = torch.zeros(len(tasks) * sum(sizes) + len(params), dtype=dtype, device=acc.device)
+    flat = torch.zeros(len(tasks) * sum(sizes) + len(params), dtype=dtype, device=device)
     grads = flat[: len(tasks) * sum(sizes)].view(len(tasks), -1)
     used = flat[len(tasks) * sum(sizes) :]
     row = {t: k for k, t in enumerate(tasks)}
-    with measuring(net, acc.device):
+    with measuring(net, device):
         for batch in batches:
             mine = [t for t in batch.task_names if t in row]
             part = _share(batch, acc)
             if not mine or part.rows == 0:
                 continue
-            logits = _logits(net, part, mine, acc.device)
+            logits = _logits(net, part, mine, device)
             for k, t in enumerate(mine):
-                total, _ = task_loss_sum(net.specs[t].problem_type, logits[t], part.labels[t].to(acc.device))
+                total, _ = task_loss_sum(net.specs[t].problem_type, logits[t], part.labels[t].to(device))
                 loss = total / counts[t]
                 got = torch.autograd.grad(loss, params, retain_graph=k < len(mine) - 1, allow_unused=True)
                 for (n, g), (start, stop) in zip(enumerate(got), _bounds(sizes), strict=True):
@@ -200,7 +206,8 @@ def probe_losses(model: Any, batches: Sequence[ProbeStream], acc: Any, tasks: Se
 
     net = acc.unwrap_model(model)
     counts = _counts(batches, net.specs, tasks)
-    out = torch.zeros(len(tasks), dtype=torch.float64, device=acc.device)
+    device = _device(net)
+    out = torch.zeros(len(tasks), dtype=torch.float64, device=device)
     row = {t: k for k, t in enumerate(tasks)}
     with torch.no_grad():
         for batch in batches:
@@ -208,9 +215,9 @@ def probe_losses(model: Any, batches: Sequence[ProbeStream], acc: Any, tasks: Se
             part = _share(batch, acc)
             if not mine or part.rows == 0:
                 continue
-            logits = _logits(net, part, mine, acc.device)
+            logits = _logits(net, part, mine, device)
             for t in mine:
-                total, _ = task_loss_sum(net.specs[t].problem_type, logits[t], part.labels[t].to(acc.device))
+                total, _ = task_loss_sum(net.specs[t].problem_type, logits[t], part.labels[t].to(device))
                 out[row[t]] = total.double() / counts[t]
     return out
 
@@ -232,7 +239,7 @@ def tag_affinity(
             torch.distributed.all_reduce(table)
         return table
 
-    with measuring(net, acc.device):
+    with measuring(net, _device(net)):
         return lookahead_affinity(params, per_task, lambda: probe_losses(model, batches, acc, tasks), lr, reduce)
 
 
