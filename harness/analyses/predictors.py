@@ -148,14 +148,14 @@ def _observed(artifacts: Mapping[str, Any], key: str, stage: str, names: Sequenc
 def gradient_cosine_init(tasks: Sequence[Any], artifacts: Mapping[str, Any]) -> dict[str, Any]:
     """Cosine of the tasks' loss gradients on the shared encoder at the starting encoder (before training)."""
     names = _names(tasks)
-    matrix = _observed(artifacts, "init_gradients", "init", names, "cosine")
+    matrix = _observed(artifacts, "init_gradients", "init", names, "cosine_overall")
     return {"matrix": matrix, "details": _gradient_details(artifacts, "init_gradients", names, matrix)}
 
 
 def gradient_cosine_training(tasks: Sequence[Any], artifacts: Mapping[str, Any]) -> dict[str, Any]:
     """Cosine of the tasks' loss gradients during the all-task MTL run, averaged over measurements."""
     names = _names(tasks)
-    matrix = _observed(artifacts, "training", "all", names, "cosine")
+    matrix = _observed(artifacts, "training", "all", names, "cosine_overall")
     return {"matrix": matrix, "details": _gradient_details(artifacts, "training", names, matrix)}
 
 

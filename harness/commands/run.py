@@ -123,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     group = [t.strip() for t in args.group.split(",")] if args.group else None
     stages = parse_stages(args.stages, cfg.pairs)
     groupers = check_groupers(cfg.groupers, registries, stages)
-    ctx = load_context(args.data, args.data_option, seed=cfg.data_seed, profile=args.profile)
+    ctx = load_context(args.data, args.data_option, seed=cfg.data_seed, profile=configs.DATA_PROFILES[args.profile])
     plugins = PluginSpec(
         tuple(args.plugin),
         None if args.tasks_dir is None else str(args.tasks_dir),

@@ -53,7 +53,7 @@ class RunConfig:
     keep_best: bool = True  # save the best checkpoint (by the primary dev metric) of every job
     probe_examples: int = 256  # probe set for CKA and gradients: dev rows drawn from all selected tasks' inputs
     probe_batch: int = 32  # rows per input stream in the gradient/TAG probe batches
-    observe_every: int = 10  # gradient alignment and TAG during the all-task MTL run: every k optimizer steps
+    observe_every: int = 50  # gradient alignment and TAG during the all-task MTL run: every k optimizer steps
     pairs: bool = False  # also train every task pair (the measured pair-gap matrix); --pairs
     groupers: str = "affinity:tag,cluster:cka_linear"  # groupers whose groups are trained (NAME or NAME:PREDICTOR)
 
@@ -131,6 +131,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     # The pretrained offline encoder (all-MiniLM-L6-v2) with a fine-tuning schedule.
     "default": {},
 }
+
+
+#: The data size a profile asks loaders for (``LoadContext.profile``): "smoke" (small) or "default".
+DATA_PROFILES: dict[str, str] = {"smoke": "smoke", "science-smoke": "smoke", "default": "default"}
 
 
 def _field_types() -> dict[str, Any]:

@@ -204,7 +204,8 @@ def _artifacts(plan: Plan, results: Mapping[str, JobResult], run_dir: Path) -> d
             costs["init_gradients"] += r.measure_seconds.get("init", 0.0)
             costs["features"] += r.measure_seconds.get("features", 0.0)
         elif r.kind == "mtl" and r.observations and tuple(r.tasks) == plan.group:
-            out.setdefault("training", []).append(next(iter(r.observations.values())))
+            state = next(iter(r.observations.values()))
+            out.setdefault("training", []).append({**state, **(state.get("mean") or {})})
             costs["training"] += r.measure_seconds.get("observers", 0.0)
     if features:
         out["features"] = features

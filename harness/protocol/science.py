@@ -49,9 +49,6 @@ def check_matrix(value: Any, tasks: Sequence[str], name: str, plugin: str) -> tu
         )
     if np.isinf(m).any():
         raise PluginError(f"predictor {name!r} (plugin {plugin!r}) returned an infinite entry; use NaN for undefined")
-    off = ~np.eye(T, dtype=bool)
-    if T > 1 and not np.isfinite(m[off]).any():
-        raise PluginError(f"predictor {name!r} (plugin {plugin!r}) returned no defined off-diagonal entry (all NaN)")
     return m, details
 
 
@@ -85,6 +82,12 @@ def compute_predictors(
             log.warning("predictor %s: %s", p.name, exc)
             continue
         seconds = spent + time.perf_counter() - start
+        if len(plan.tasks) > 1 and not np.isfinite(matrix[~np.eye(len(plan.tasks), dtype=bool)]).any():
+            reason = "undefined for every pair of the selected tasks (all NaN)"
+            out[p.name] = PredictorMatrix(
+                p.name, list(plan.tasks), None, p.symmetric, seconds, needs, p.description, error=reason
+            )
+            continue
         out[p.name] = PredictorMatrix(
             p.name, list(plan.tasks), matrix, p.symmetric, seconds, needs, p.description, details
         )
