@@ -197,7 +197,8 @@ def test_multi_label_group_runs_with_dev_tuned_thresholds(tmp_path, capsys):
     rows = {"train": _multi_rows(64, 0, widths), "dev": _multi_rows(32, 1, widths), "test": _multi_rows(32, 2, widths)}
     cards = _multi_cards(widths)
     _write_cards(tmp_path / "cards", cards, rows)
-    args = ["--tasks-dir", str(tmp_path / "cards"), "--tasks", "m28,m7,m4", "--profile", "smoke"]
+    # stl and the all-task run only: one MTL job (the groupers' groups are not about thresholds)
+    args = ["--tasks-dir", str(tmp_path / "cards"), "--tasks", "m28,m7,m4", "--profile", "smoke", "--stages", "stl,all"]
     assert (
         main(
             [
@@ -226,8 +227,9 @@ def test_two_processes_match_one_on_uneven_splits_with_missing_labels(tmp_path):
     """30/13/11 rows, batch 4: the last batches are partial, and missing labels fall unevenly on the ranks."""
     args = ["--tasks", "uneven.reg,uneven.a,uneven.b", "--profile", "smoke"]
     args += ["--set", "dropout=0", "--set", "batch_size=4", "--set", "eval_batch_size=4", "--set", "epochs=2"]
+    args += ["--set", "observe_every=2", "--set", "probe_batch=6"]  # gradients and TAG measured in both
     env = subprocess_env(HARNESS_PLUGIN_MODULES="uneven", ACCELERATE_USE_CPU="1")
-    runs = {}
+    runs, results = {}, {}
     for n in (1, 2):
         launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n)]
         done = _run(args, tmp_path / f"p{n}", env, [*launch, "-m", "harness"])
@@ -235,7 +237,9 @@ def test_two_processes_match_one_on_uneven_splits_with_missing_labels(tmp_path):
         manifest = json.loads((tmp_path / f"p{n}" / "manifest.json").read_text())
         assert manifest["hardware"]["num_processes"] == n  # n ranks really ran
         runs[n] = _job_histories(tmp_path / f"p{n}")
-    assert runs[1].keys() == runs[2].keys() and len(runs[1]) == 4
+        results[n] = _results(tmp_path / f"p{n}")
+    # 3 STL, the untrained model's measurements, the all-task MTL run, and the groupers' groups
+    assert runs[1].keys() == runs[2].keys() and len(runs[1]) >= 5
     for job, history in runs[1].items():
         for one, two in zip(history, runs[2][job], strict=True):
             assert two["train_loss"] == pytest.approx(one["train_loss"], abs=1e-5), job
@@ -243,6 +247,22 @@ def test_two_processes_match_one_on_uneven_splits_with_missing_labels(tmp_path):
                 for task, values in one[split].items():
                     for metric, value in values.items():
                         assert two[split][task][metric] == pytest.approx(value, abs=1e-5), (job, split, task, metric)
+    # the predictors' measurements agree too: probe-set features (CKA), gradients at the start and
+    # during training (all-reduced once per measurement), TAG
+    for job in runs[1]:
+        one, two = tmp_path / "p1" / "jobs" / job, tmp_path / "p2" / "jobs" / job
+        if (one / "features.npy").exists():
+            # float32 on disk; the 2-rank model differs from the 1-rank one by all-reduce rounding
+            np.testing.assert_allclose(np.load(two / "features.npy"), np.load(one / "features.npy"), atol=1e-4)
+    observed = 0
+    for name, p1 in results[1]["predictors"].items():
+        p2 = results[2]["predictors"][name]
+        assert (p1["matrix"] is None) == (p2["matrix"] is None), name
+        if p1["matrix"] is not None:
+            a, b = (np.array(m, dtype=float) for m in (p1["matrix"], p2["matrix"]))
+            np.testing.assert_allclose(b, a, atol=1e-4, err_msg=name)
+            observed += name in ("grad_cosine_init", "grad_cosine_train", "tag", "cka_linear")
+    assert observed == 4
 
 
 def _uneven_tasks(names: list[str]):
@@ -257,26 +277,29 @@ def _uneven_tasks(names: list[str]):
 @pytest.mark.slow
 def test_resume_under_gradient_accumulation_equals_a_straight_run(tmp_path, monkeypatch):
     """8 micro-batches per epoch, accumulation 3: the epoch ends in a window of 2, which must not leak."""
-    import transformers
+    import transformers.optimization
 
-    from harness.core import config, runner
-    from harness.protocol.experiment import make_accelerator
-    from harness.protocol.plan import Job
-    from harness.training.runner import run_job
+    from harness.core import config
+    from harness.protocol.execute import make_accelerator
+    from harness.training import runner
+    from harness.training.runner import TrainSetup, run_job
 
     tasks, metrics = _uneven_tasks(["uneven.a", "uneven.b"])
     cfg = config.resolve("smoke", sets=["batch_size=4", "grad_accum_steps=3", "epochs=3", "warmup_ratio=0.2"])
     acc = make_accelerator(cfg)
-    job = Job("mtl", ("uneven.a", "uneven.b"), 0)
+    job = TrainSetup("mtl", tasks, 0, metrics, cfg, LoadContext(), acc)
     schedulers = []
-    make_schedule = transformers.get_linear_schedule_with_warmup
+    make_schedule = transformers.optimization.get_linear_schedule_with_warmup
 
     def capture(optimizer, warmup, total):
         schedulers.append((make_schedule(optimizer, warmup, total), total))
         return schedulers[-1][0]
 
-    monkeypatch.setattr(transformers, "get_linear_schedule_with_warmup", capture)
-    straight = run_job(job, tasks, metrics, cfg, LoadContext(), acc, tmp_path / "straight", resume=False)
+    # patched where it is defined: importing some transformers classes replaces the top-level lazy
+    # module in sys.modules (transformers 5), which would drop a patch on it
+    monkeypatch.setattr(transformers.optimization, "get_linear_schedule_with_warmup", capture)
+    straight = run_job(job, tmp_path / "straight", resume=False).record
+    acc.free_memory()  # as execute does after every job: the next job's save_state holds only its own objects
     scheduler, total = schedulers[0]
     assert total == 3 * 3  # ceil(8 / 3) optimizer steps per epoch, 3 epochs
     assert scheduler.last_epoch == total and scheduler.get_last_lr()[0] == 0.0  # the decay reaches zero
@@ -286,16 +309,16 @@ def test_resume_under_gradient_accumulation_equals_a_straight_run(tmp_path, monk
 
     save = runner._checkpoint
 
-    def kill_after_first_epoch(acc, job_dir, history):
-        save(acc, job_dir, history)
+    def kill_after_first_epoch(acc, job_dir, history, observers=()):
+        save(acc, job_dir, history, observers)
         raise Killed
 
     monkeypatch.setattr(runner, "_checkpoint", kill_after_first_epoch)
     with pytest.raises(Killed):
-        run_job(job, tasks, metrics, cfg, LoadContext(), acc, tmp_path / "killed", resume=False)
+        run_job(job, tmp_path / "killed", resume=False).record
     acc.free_memory()  # a real kill ends the process; here, drop the killed job's prepared objects
     monkeypatch.setattr(runner, "_checkpoint", save)
-    resumed = run_job(job, tasks, metrics, cfg, LoadContext(), acc, tmp_path / "killed", resume=True)
+    resumed = run_job(job, tmp_path / "killed", resume=True).record
     assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in straight["history"]]
     assert resumed["metrics"] == straight["metrics"]
 
@@ -310,7 +333,8 @@ def test_group_of_tasks_with_and_without_test_labels_reports_each_on_its_split(t
     assert tasks["uneven.notest"]["gap"]["n"] == 1
     table = capsys.readouterr().err
     assert "uneven.notest" in table and " dev " in table and " test " in table
-    assert "(1 seed; no interval with one seed)" in table and "95%" not in table
+    title = next(line for line in table.splitlines() if "MTL - STL gap per task" in line)
+    assert "(1 seed; no interval with one seed)" in title and "95%" not in title
 
 
 @pytest.mark.slow
@@ -342,16 +366,17 @@ def test_early_stopping_is_decided_from_the_history():
 def test_early_stopped_job_resumes_to_the_same_result(tmp_path, monkeypatch):
     """patience=1 on a task that peaks early: the job stops before max epochs, reports its best
     epoch, and a run killed after the stopping epoch resumes to the same result."""
-    from harness.core import config, runner
-    from harness.protocol.experiment import make_accelerator
-    from harness.protocol.plan import Job
-    from harness.training.runner import run_job
+    from harness.core import config
+    from harness.protocol.execute import make_accelerator
+    from harness.training import runner
+    from harness.training.runner import TrainSetup, run_job
 
     tasks, metrics = _uneven_tasks(["uneven.a"])
     cfg = config.resolve("smoke", sets=["batch_size=4", "epochs=8", "patience=1", "learning_rate=0.01"])
     acc = make_accelerator(cfg)
-    job = Job("stl", ("uneven.a",), 0)
-    straight = run_job(job, tasks, metrics, cfg, LoadContext(), acc, tmp_path / "straight", resume=False)
+    job = TrainSetup("stl", tasks, 0, metrics, cfg, LoadContext(), acc)
+    straight = run_job(job, tmp_path / "straight", resume=False).record
+    acc.free_memory()  # as execute does after every job: the next job's save_state holds only its own objects
     trained = straight["epochs_trained"]
     assert trained < 8 and trained == straight["best_epoch"] + 1  # stopped one epoch after the last best
 
@@ -360,16 +385,16 @@ def test_early_stopped_job_resumes_to_the_same_result(tmp_path, monkeypatch):
 
     save, calls = runner._checkpoint, []
 
-    def kill_at_the_end(acc, job_dir, history):
-        save(acc, job_dir, history)
+    def kill_at_the_end(acc, job_dir, history, observers=()):
+        save(acc, job_dir, history, observers)
         calls.append(len(history))
         if len(history) == trained:
             raise Killed
 
     monkeypatch.setattr(runner, "_checkpoint", kill_at_the_end)
     with pytest.raises(Killed):
-        run_job(job, tasks, metrics, cfg, LoadContext(), acc, tmp_path / "killed", resume=False)
+        run_job(job, tmp_path / "killed", resume=False).record
     acc.free_memory()
     monkeypatch.setattr(runner, "_checkpoint", save)
-    resumed = run_job(job, tasks, metrics, cfg, LoadContext(), acc, tmp_path / "killed", resume=True)
+    resumed = run_job(job, tmp_path / "killed", resume=True).record
     assert resumed["epochs_trained"] == trained and resumed["metrics"] == straight["metrics"]

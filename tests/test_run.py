@@ -16,7 +16,8 @@ from harness.cli import main
 from tests.conftest import GLUE_DIR, subprocess_env
 
 pytestmark = pytest.mark.slow
-TOY = ["--tasks", "toy.colour,toy.size,toy.score", "--profile", "smoke"]
+# STL and the all-task MTL run only (the protocol's other stages are tested in test_science.py)
+TOY = ["--tasks", "toy.colour,toy.size,toy.score", "--profile", "smoke", "--stages", "stl,all"]
 
 
 @pytest.fixture
@@ -41,6 +42,8 @@ def test_run_writes_results_gaps_and_manifest(toy_run):
         "tasks": ["toy.colour", "toy.size", "toy.score"],
         "group": ["toy.colour", "toy.size", "toy.score"],
         "seeds": [0, 1],
+        "stages": ["stl", "all"],
+        "groupers": ["affinity:tag", "cluster:cka_linear"],
     }
     assert len(results["jobs"]) == 3 * 2 + 2  # STL per task and seed, MTL per seed
     for entry in results["tasks"].values():

@@ -61,7 +61,9 @@ def test_scores_ceiling_and_regret_are_reported(science_run):
         assert -1 <= score["pairs"]["value"] <= 1 and 0 < score["pairs"]["p_value"] <= 1
         assert score["negative_transfer"] is not None and score["cost_share"] is not None
     groupers = results["groupers"]
-    assert {"affinity:tag", "cluster:cka_linear", "pair_gaps", "(all tasks together)", "(each task alone)"} <= set(groupers)
+    assert {"affinity:tag", "cluster:cka_linear", "pair_gaps", "(all tasks together)", "(each task alone)"} <= set(
+        groupers
+    )
     measured = [g for g in groupers.values() if g["mean_gap"] is not None]
     assert min(g["regret"] for g in measured) == 0.0 and all(g["regret"] >= 0 for g in measured)
     assert groupers["pair_gaps"]["cost_seconds"] > 0  # the pair sweep it needed

@@ -93,8 +93,6 @@ def check_groupers(text: str, registries: Any, stages: tuple[str, ...]) -> tuple
             raise ConfigError(f"--groupers {item}: {name} takes no predictor; write {name}")
         if grouper.uses == "pair_gaps" and "pairs" not in stages:
             raise ConfigError(f"--groupers {item}: needs the measured pair gaps; add --pairs")
-    if items and "groups" not in stages:
-        log.info("groupers given but stage 'groups' not selected: their groups are proposed, not trained")
     return items
 
 

@@ -102,7 +102,7 @@ class JobResult:
     def read(cls, path: Path) -> JobResult:
         from harness.protocol.rundir import read_json
 
-        fix = f"delete {path.parent} to run that job again"
+        fix = f"delete {path.parent} to train that job again"
         return cls.from_json(read_json(path, ("version", "kind", "tasks", "seed", "metrics"), fix), path)
 
 
