@@ -315,7 +315,7 @@ def test_resume_under_gradient_accumulation_equals_a_straight_run(tmp_path, monk
 
     monkeypatch.setattr(runner, "_checkpoint", kill_after_first_epoch)
     with pytest.raises(Killed):
-        run_job(job, tmp_path / "killed", resume=False).record
+        run_job(job, tmp_path / "killed", resume=False)
     acc.free_memory()  # a real kill ends the process; here, drop the killed job's prepared objects
     monkeypatch.setattr(runner, "_checkpoint", save)
     resumed = run_job(job, tmp_path / "killed", resume=True).record
@@ -393,7 +393,7 @@ def test_early_stopped_job_resumes_to_the_same_result(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "_checkpoint", kill_at_the_end)
     with pytest.raises(Killed):
-        run_job(job, tmp_path / "killed", resume=False).record
+        run_job(job, tmp_path / "killed", resume=False)
     acc.free_memory()
     monkeypatch.setattr(runner, "_checkpoint", save)
     resumed = run_job(job, tmp_path / "killed", resume=True).record
