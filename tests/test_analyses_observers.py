@@ -275,7 +275,7 @@ def _train(tasks, probe, every):
     from harness.api import LoadContext
     from harness.core.config import RunConfig
     from harness.training.progress import JobProgress
-    from harness.training.runner import prepare_data, train_epoch, train_loader
+    from harness.training.runner import Training, prepare_data, train_epoch, train_loader
 
     cfg = RunConfig(model="tiny", max_train_examples=48, batch_size=16, max_length=32, epochs=1)
     acc = Accelerator(cpu=True)
@@ -288,7 +288,8 @@ def _train(tasks, probe, every):
     model, optimizer, scheduler, *loaders = acc.prepare(model, optimizer, scheduler, *loaders)
     observers = [TrainingObserver(probe, every)] if every else []
     set_seed(5)
-    loss = train_epoch(model, loaders, data.streams, optimizer, scheduler, acc, cfg, 0, 5, JobProgress(), observers)
+    training = Training(model, loaders, data.streams, optimizer, scheduler, acc, cfg, JobProgress(), observers)
+    loss = train_epoch(training, 0, 5)
     weights = {n: p.detach().clone() for n, p in acc.unwrap_model(model).state_dict().items()}
     return loss, weights, observers
 

@@ -13,7 +13,7 @@ import logging
 import math
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -144,23 +144,33 @@ def batch_loss(
     return (torch.stack(sums) * scale).sum()
 
 
-def train_epoch(
-    model: Any,
-    loaders: list[Any],
-    streams: list[Stream],
-    optimizer: Any,
-    scheduler: Any,
-    acc: Accelerator,
-    cfg: RunConfig,
-    epoch: int,
-    seed: int,
-    progress: JobProgress,
-    observers: Sequence[StepObserver] = (),
-) -> float:
+@dataclass
+class Training:
+    """The prepared objects one job trains with, epoch after epoch."""
+
+    model: Any  # prepared (DDP-wrapped under several processes)
+    loaders: list[Any]  # prepared training loaders, one per stream
+    streams: list[Stream]
+    optimizer: Any
+    scheduler: Any
+    acc: Accelerator
+    cfg: RunConfig
+    progress: JobProgress = field(default_factory=JobProgress)
+    observers: Sequence[StepObserver] = ()  # called after every optimizer step (harness.training.observers)
+
+
+def train_epoch(training: Training, epoch: int, seed: int) -> float:
     """One epoch over the sampling schedule; returns the mean training loss per micro-step.
 
-    ``observers`` are called after every optimizer step (``harness.training.observers``).
+    ``seed`` draws the epoch's stream schedule; the loaders' order comes from ``epoch``.
     """
+    model, loaders, streams, acc, cfg = training.model, training.loaders, training.streams, training.acc, training.cfg
+    optimizer, scheduler, progress, observers = (
+        training.optimizer,
+        training.scheduler,
+        training.progress,
+        training.observers,
+    )
     model.train()
     schedule = epoch_schedule([len(dl) for dl in loaders], cfg.sampling, cfg.temperature, seed)
     for dl in loaders:
@@ -372,6 +382,7 @@ def run_job(
     if history:
         log.info("resuming %s after epoch %d from %s", setup.describe(), len(history), job_dir / "state")
     progress.resume(len(history))
+    training = Training(model, train_loaders, data.streams, optimizer, scheduler, acc, cfg, progress, observers)
     train_seconds = 0.0
     for epoch in range(len(history), cfg.epochs):
         if stopped_early(history, cfg.patience):
@@ -380,9 +391,7 @@ def run_job(
         epoch_seed = setup.seed * 10_007 + epoch  # each epoch's order and dropout, independent of a resume
         set_seed(epoch_seed)
         start = time.perf_counter()
-        loss = train_epoch(
-            model, train_loaders, data.streams, optimizer, scheduler, acc, cfg, epoch, epoch_seed, progress, observers
-        )
+        loss = train_epoch(training, epoch, epoch_seed)
         train_seconds += time.perf_counter() - start
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss}
         record.update(evaluate(model, eval_loaders, tasks, acc, setup.metrics, cfg, progress))

@@ -20,7 +20,7 @@ from harness.data.streams import Collator
 from harness.protocol.experiment import make_accelerator
 from harness.training.model import HeadSpec, build_model
 from harness.training.progress import JobProgress
-from harness.training.runner import _optimizer, prepare_data, train_epoch
+from harness.training.runner import Training, _optimizer, prepare_data, train_epoch
 
 MAX_RATIO = 1.3
 ROUNDS = 5
@@ -37,9 +37,8 @@ def _epoch_runner(tasks, cfg, ctx, acc):
     scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
     model, optimizer, scheduler, loader = acc.prepare(model, optimizer, scheduler, loader)
     epoch = iter(range(10_000))
-    return lambda: train_epoch(
-        model, [loader], data.streams, optimizer, scheduler, acc, cfg, next(epoch), 0, JobProgress()
-    )
+    training = Training(model, [loader], data.streams, optimizer, scheduler, acc, cfg, JobProgress())
+    return lambda: train_epoch(training, next(epoch), 0)
 
 
 @pytest.mark.benchmark(group="spine-epoch")
