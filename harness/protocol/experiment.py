@@ -11,6 +11,7 @@ continues an unfinished one from its last saved state.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -143,8 +144,9 @@ def run_experiment(
         gaps = {t: gap_estimate(t, order, plan.seeds, outcomes, *primary[t]).to_json() for t in order}
         seconds = float(sum(r.seconds for r in outcomes.groups[key].values()))
         groups.append({"tasks": list(order), "sources": sources, "gaps": gaps, "seconds": seconds})
-    pair_seconds = float(sum(r.seconds for r in results.values() if r.kind == "mtl" and len(r.tasks) == 2))
+    pair_seconds, estimated = pair_sweep_seconds(plan, results)
     scores = score_predictors(plan, predictors, G, groups, pair_seconds)
+    scores["pair_sweep"] = {"seconds": pair_seconds, "estimated": estimated}
     groupers = group_results(plan, proposals, groups, predictors, pair_seconds)
     output = RunResults(
         plan=plan.to_dict(),
@@ -170,6 +172,22 @@ def run_experiment(
     acc.wait_for_everyone()
     acc.end_training()
     return output
+
+
+def pair_sweep_seconds(plan: Plan, results: Mapping[str, JobResult]) -> tuple[float, bool]:
+    """Seconds of the full pairwise sweep (every pair x seed): measured with --pairs, else estimated.
+
+    The estimate is the number of pair jobs times the mean seconds of the run's STL jobs (a
+    pair job trains on the union of two tasks' rows: one stream's rows for tasks sharing inputs,
+    as an STL job does; more for tasks on different inputs, so the estimate is a lower bound).
+    """
+    if "pairs" in plan.stages:
+        pairs = {frozenset(p) for p in itertools.combinations(plan.tasks, 2)}
+        measured = [r.seconds for r in results.values() if r.kind == "mtl" and frozenset(r.tasks) in pairs]
+        return float(sum(measured)), False
+    stl = [r.seconds for r in results.values() if r.kind == "stl"]
+    n_pairs = len(plan.tasks) * (len(plan.tasks) - 1) // 2 * len(plan.seeds)
+    return (float(np.mean(stl)) * n_pairs if stl else 0.0), True
 
 
 def _groups_of(proposals: Mapping[str, list[list[str]] | None]) -> list[tuple[str, ...]]:

@@ -152,6 +152,10 @@ def ceiling_lines(results: RunResults) -> list[str]:
     else:
         lines.append("noise ceiling: not measured")
     lines += [f"note: {note}" for note in results.scores.get("notes", [])]
+    sweep = results.scores.get("pair_sweep")
+    if sweep and sweep.get("seconds"):
+        how = "estimated as the pair jobs x the mean STL job" if sweep.get("estimated") else "measured"
+        lines.append(f"cost share = a predictor's seconds over the pairwise sweep's {sweep['seconds']:.0f} s ({how})")
     detections = [s.negative_transfer for s in results.predictor_scores().values() if s.negative_transfer]
     if detections:
         d = DetectionScore.from_dict(detections[0])
