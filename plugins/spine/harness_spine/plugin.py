@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import functools
 
-from harness.api import ProblemType, Register, TaskSpec, hookimpl
+from harness.api import Predictor, ProblemType, Register, TaskSpec, hookimpl
 from harness_spine import __version__, commands
 from harness_spine.corpus import load_split
 from harness_spine.levels import REGIONS
 from harness_spine.schema import region_pathologies, task_name
 
-__all__ = ["__version__", "register_commands", "register_tasks", "task_specs"]
+__all__ = ["__version__", "register_commands", "register_predictors", "register_tasks", "task_specs"]
 
 ORDINAL_METRICS = ("f1_macro", "accuracy", "quadratic_kappa")
 BINARY_METRICS = ("f1_macro", "accuracy")
@@ -52,6 +52,20 @@ def task_specs() -> list[TaskSpec]:
 def register_tasks(register: Register) -> None:
     for spec in task_specs():
         register(spec)
+
+
+@hookimpl
+def register_predictors(register: Register) -> None:
+    from harness_spine.planted import planted
+
+    register(
+        Predictor(
+            "planted",
+            planted,
+            "spine ground truth: rank correlation of two pathologies' labels in the synthetic corpus's planted "
+            "model (NaN across regions); its score says whether the planted structure moves the gaps",
+        )
+    )
 
 
 @hookimpl

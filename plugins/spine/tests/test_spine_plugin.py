@@ -95,3 +95,23 @@ def test_generate_through_the_harness_cli(tmp_path: Path) -> None:
     assert cli.main(["spine", "generate", "--out", str(tmp_path), "--reports", "4", "--seed", "1"]) == 0
     assert len(read_reports(tmp_path / "reports.jsonl")) == 8
     assert cli.main(["spine", "generate", "--out", str(tmp_path), "--reports", "4"]) != 0  # exists, no --force
+
+
+def test_planted_predictor_is_the_generators_relatedness():
+    """High within the degeneration group, ~0 for the independent hemangioma, negative for the
+    anti-related annular fissure, undefined across regions (no shared latent)."""
+    import numpy as np
+    from harness_spine.planted import planted
+
+    names = [
+        "cervical.disc",
+        "cervical.canal_stenosis",
+        "cervical.hemangioma",
+        "cervical.annular_fissure",
+        "lumbar.disc",
+    ]
+    m = planted(names, {})["matrix"]
+    assert m[0, 1] == m[1, 0] > 0.4  # disc and canal stenosis share degeneration
+    assert abs(m[0, 2]) < 0.05  # hemangioma: no parent
+    assert m[0, 3] < -0.1  # annular fissure: anti-related
+    assert np.isnan(m[0, 4]) and np.isnan(m[4, 1]) and m[4, 4] == 1.0
