@@ -8,8 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from harness.errors import RunError
-from harness_spine.generator import GeneratorConfig, generate, ground_truth
+from harness.errors import ConfigError, RunError
+from harness_spine import mechanisms
+from harness_spine.generator import CORPUS_VERSIONS, MECHANISM_FIELDS, GeneratorConfig, generate, ground_truth
 from harness_spine.userdata import REPORTS_FILE, write_reports
 
 GROUND_TRUTH_FILE = "ground_truth.json"
@@ -39,6 +40,36 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     gen.add_argument(
         "--relatedness", type=float, default=defaults.relatedness, metavar="R", help="planted coupling in [0, 1]"
     )
+    gen.add_argument(
+        "--corpus",
+        type=int,
+        choices=CORPUS_VERSIONS,
+        default=defaults.corpus,
+        help="1: every label written plainly, all splits dense; 2: with the mechanisms below (default: %(default)s)",
+    )
+    gen.add_argument(
+        "--scarce",
+        type=mechanisms.parse_scarce,
+        default=None,
+        metavar="NAMES",
+        help="corpus 2: pathologies annotated on few train reports, comma-separated, or 'none' "
+        f"(default: {','.join(defaults.scarce)})",
+    )
+    gen.add_argument(
+        "--scarce-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help=f"corpus 2: share of train reports annotated for the scarce ones (default: {defaults.scarce_fraction})",
+    )
+    gen.add_argument(
+        "--implied",
+        type=float,
+        default=None,
+        metavar="P",
+        help="corpus 2: probability that a canal narrowed by a disc is stated only through the disc's effect "
+        f"(default: {defaults.implied})",
+    )
     gen.add_argument("--force", action="store_true", help="overwrite existing files in DIR")
     gen.set_defaults(func=generate_command)
 
@@ -50,9 +81,14 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def generate_command(args: argparse.Namespace) -> int:
     """Write ``reports.jsonl`` and ``ground_truth.json`` into ``args.out``; summary on stderr."""
+    given = {f: getattr(args, f) for f in MECHANISM_FIELDS if getattr(args, f) is not None}
+    if args.corpus == 1 and given:
+        flags = ", ".join("--" + f.replace("_", "-") for f in given)
+        raise ConfigError(f"{flags} only apply to --corpus 2; drop them or use --corpus 2")
     config = GeneratorConfig(
-        reports=args.reports, region=args.region, noise=args.noise, relatedness=args.relatedness, seed=args.seed
-    )
+        reports=args.reports, region=args.region, noise=args.noise, relatedness=args.relatedness, seed=args.seed,
+        corpus=args.corpus, **given,
+    )  # fmt: skip
     out: Path = args.out
     targets = [out / REPORTS_FILE, out / GROUND_TRUTH_FILE]
     existing = [str(p) for p in targets if p.exists()]

@@ -11,7 +11,9 @@ Source: ``ctx.data_dir`` set -> the user's JSONL (``userdata.py``), read with th
 ``--data-option`` key ``unlisted`` (``normal`` or ``unannotated``, the default: what a level left
 out of a report's labels means, unless the report says so itself); else the synthetic corpus,
 sized by ``ctx.profile`` (``CORPUS_PRESETS``) and ``--data-option`` keys ``reports``,
-``noise``, ``relatedness``, ``seed``. Keys are also accepted as ``spine.reports`` etc.
+``noise``, ``relatedness``, ``seed``, ``corpus`` (1 or 2, see ``generator.py``) and corpus 2's
+``scarce``, ``scarce_fraction``, ``implied`` (``mechanisms.py``). Keys are also accepted as
+``spine.reports`` etc.
 
 Rows: a level is a row when it has at least one label. Under ``unlisted=normal`` a level left
 out of the labels is labelled normal (every pathology at its first label) and is a row only
@@ -34,20 +36,20 @@ import functools
 import hashlib
 import json
 import logging
-import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.api import MISSING_LABEL, SPLITS, LoadContext
 from harness.errors import ConfigError, DataError
-from harness_spine import userdata
-from harness_spine.generator import Corpus, GeneratorConfig, generate
+from harness_spine import mechanisms, userdata
+from harness_spine.generator import CORPUS_VERSIONS, DEFAULT_CORPUS, MECHANISM_FIELDS, Corpus, GeneratorConfig, generate
 from harness_spine.levels import REGION_LEVELS
 from harness_spine.reports import UNLISTED, Report
 from harness_spine.schema import region_pathologies
 from harness_spine.segmenter import segment
+from harness_spine.splits import assign_splits
 
 if TYPE_CHECKING:
     import datasets
@@ -59,9 +61,18 @@ CORPUS_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"reports": 100, "noise": 0.05, "relatedness": 0.8},  # ~585 cervical / ~493 lumbar level rows
     "default": {"reports": 150, "noise": 0.05, "relatedness": 0.8},  # sized for the 15-minute main job
 }
-SPLIT_FRACTIONS = {"train": 0.7, "dev": 0.15, "test": 0.15}
-OPTIONS: dict[str, type] = {"reports": int, "noise": float, "relatedness": float, "seed": int, "unlisted": str}
-CHOICES = {"unlisted": UNLISTED}  # options with a fixed set of values
+OPTIONS: dict[str, Callable[[str], Any]] = {
+    "reports": int,
+    "noise": float,
+    "relatedness": float,
+    "seed": int,
+    "corpus": int,
+    "scarce": mechanisms.parse_scarce,  # comma-separated pathologies, or "none"
+    "scarce_fraction": float,
+    "implied": float,
+    "unlisted": str,
+}
+CHOICES = {"unlisted": UNLISTED, "corpus": tuple(map(str, CORPUS_VERSIONS))}  # options with a fixed set of values
 USER_DATA_OPTIONS = frozenset({"unlisted"})  # the others size the synthetic corpus
 OPTION_PREFIX = "spine."
 
@@ -98,6 +109,11 @@ def corpus_source(ctx: LoadContext) -> UserSource | GeneratorConfig:
             f"the spine corpus has no size for profile {ctx.profile!r}; known: {', '.join(CORPUS_PRESETS)}"
         )
     settings = {**CORPUS_PRESETS[ctx.profile], "seed": ctx.seed, **options}
+    corpus_2_only = sorted(set(options) & set(MECHANISM_FIELDS))
+    if settings.get("corpus", DEFAULT_CORPUS) == 1 and corpus_2_only:
+        raise ConfigError(
+            f"--data-option {', '.join(corpus_2_only)} only applies to corpus 2; remove it or drop corpus=1"
+        )
     return GeneratorConfig(region="both", **settings)
 
 
@@ -222,28 +238,6 @@ def report_rows(report: Report, snippets: Mapping[str, str], unlisted: str = UNL
             row[p.name] = p.labels.index(labels[p.name]) if p.name in labels else MISSING_LABEL
         out.append(row)
     return out
-
-
-def assign_splits(reports: Sequence[Report], region: str, seed: int) -> dict[str, str]:
-    """report_id -> split. Given splits are kept; otherwise reports are ordered by stratum
-    (worst canal stenosis, unannotated first) and a seeded random key, and dealt out so that
-    every prefix is as close to 70/15/15 as possible, which stratifies the split."""
-    if reports and all(r.split is not None for r in reports):
-        return {r.report_id: str(r.split) for r in reports}
-    rng = random.Random(f"harness-spine:split:{seed}:{region}")
-    keyed = [(_stratum(r), rng.random(), r.report_id) for r in reports]
-    counts = dict.fromkeys(SPLIT_FRACTIONS, 0)
-    out = {}
-    for k, (_, _, report_id) in enumerate(sorted(keyed)):
-        split = max(SPLIT_FRACTIONS, key=lambda s: (k + 1) * SPLIT_FRACTIONS[s] - counts[s])
-        counts[split] += 1
-        out[report_id] = split
-    return out
-
-
-def _stratum(report: Report) -> int:
-    canal = region_pathologies(report.region)[0]
-    return max((canal.labels.index(lv[canal.name]) for lv in report.labels.values() if canal.name in lv), default=-1)
 
 
 def features(region: str) -> datasets.Features:

@@ -1,5 +1,10 @@
 """A seeded generator of synthetic cervical and lumbar spine MRI reports with per-level labels.
 
+Two corpus versions (``GeneratorConfig.corpus``): **1**, the original, writes every label
+plainly and labels every split densely; **2** adds the mechanisms of ``mechanisms.py``
+(label scarcity on train, canal grades stated only through the disc finding), through which
+the planted relatedness changes what multi-task training gains. Corpus 1 is kept bit for bit.
+
 ``generate(GeneratorConfig(...))`` is a pure function of its config: each region draws from
 its own ``random.Random`` seeded with ``"harness-spine:{seed}:{region}"`` (no global state),
 so the cervical half of a "both" corpus equals the cervical-only corpus. Labels come from the
@@ -24,10 +29,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.errors import ConfigError
-from harness_spine import __version__, layout
+from harness_spine import __version__, layout, mechanisms
 from harness_spine.levels import REGION_LEVELS, REGIONS
 from harness_spine.reports import Report
-from harness_spine.schema import region_pathologies
+from harness_spine.schema import PATHOLOGIES, region_pathologies
 from harness_spine.structure import (
     label_dependence,
     model_description,
@@ -38,6 +43,10 @@ from harness_spine.structure import (
 
 #: Probability that one (level, pathology) label was left blank by the annotator.
 ANNOTATION_SKIP = 0.02
+CORPUS_VERSIONS = (1, 2)
+DEFAULT_CORPUS = 1
+#: Knobs of corpus 2 only (an error with corpus 1 unless left at their defaults).
+MECHANISM_FIELDS = ("scarce", "scarce_fraction", "implied")
 
 
 @dataclass(frozen=True)
@@ -51,20 +60,42 @@ class GeneratorConfig:
     noise: float = 0.05  # probability that a released label is replaced by a random other label
     relatedness: float = 0.8  # 0: every label independent; 1: strongest planted coupling
     seed: int = 0
+    corpus: int = DEFAULT_CORPUS  # 1: every label plain and dense (the original); 2: with mechanisms.py
+    scarce: tuple[str, ...] = mechanisms.SCARCE  # corpus 2: pathologies annotated on few train reports
+    scarce_fraction: float = mechanisms.SCARCE_FRACTION  # corpus 2: share of train reports annotated for them
+    implied: float = mechanisms.IMPLIED  # corpus 2: P(a disc-narrowed canal is stated only through the disc)
 
     def __post_init__(self) -> None:
         if self.region not in (*REGIONS, "both"):
             raise ConfigError(f"region {self.region!r} is unknown; use cervical, lumbar or both")
         if not isinstance(self.reports, int) or self.reports < 1:
             raise ConfigError(f"reports must be a positive integer, got {self.reports!r}")
-        for name in ("noise", "relatedness"):
+        for name in ("noise", "relatedness", "implied"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be between 0 and 1, got {value!r}")
+        if not 0.0 < self.scarce_fraction <= 1.0:
+            raise ConfigError(f"scarce_fraction must be above 0 and at most 1, got {self.scarce_fraction!r}")
+        if self.corpus not in CORPUS_VERSIONS:
+            raise ConfigError(f"corpus must be one of {', '.join(map(str, CORPUS_VERSIONS))}, got {self.corpus!r}")
+        mechanisms.check_scarce(self.scarce, [p.name for p in PATHOLOGIES])
+        changed = [f for f in MECHANISM_FIELDS if getattr(self, f) != getattr(GeneratorConfig, f)]
+        if self.corpus == 1 and changed:
+            raise ConfigError(f"{', '.join(changed)} only apply to corpus 2; drop them or use corpus 2")
 
     @property
     def regions(self) -> tuple[str, ...]:
         return REGIONS if self.region == "both" else (self.region,)
+
+    def describe(self) -> dict[str, Any]:
+        """The config as JSON-ready values; corpus 1 leaves out the knobs it does not have."""
+        out = asdict(self)
+        if self.corpus == 1:
+            for name in MECHANISM_FIELDS:
+                del out[name]
+        else:
+            out["scarce"] = list(self.scarce)
+        return out
 
 
 @dataclass(frozen=True)
@@ -74,6 +105,7 @@ class SyntheticReport:
     report: Report  # what a user would have: text and released (noisy) labels
     clean_labels: Mapping[str, Mapping[str, str]]  # labels before noise and skips, annotated levels only
     segments: Mapping[str, tuple[str, ...]]  # segmenter truth: level -> its findings sentences, in order
+    implied: frozenset[str] = frozenset()  # levels whose canal grade is stated only through the disc (corpus 2)
 
 
 @dataclass(frozen=True)
@@ -91,21 +123,39 @@ def generate(config: GeneratorConfig) -> Corpus:
     for region in config.regions:
         text_rng = random.Random(f"harness-spine:{config.seed}:{region}")
         label_rng = random.Random(f"harness-spine:{config.seed}:{region}:annotation")
-        for index in range(config.reports):
-            out.append(_one_report(text_rng, label_rng, region, index, config))
+        implied_rng = random.Random(f"harness-spine:{config.seed}:{region}:implied")
+        reports = [
+            _one_report(text_rng, label_rng, implied_rng, region, index, config) for index in range(config.reports)
+        ]
+        if config.corpus >= 2:
+            reports = mechanisms.withhold(reports, region, config.scarce, config.scarce_fraction, config.seed)
+        out.extend(reports)
     return Corpus(config, tuple(out))
 
 
 def _one_report(
-    rng: random.Random, label_rng: random.Random, region: str, index: int, config: GeneratorConfig
+    rng: random.Random,
+    label_rng: random.Random,
+    implied_rng: random.Random,
+    region: str,
+    index: int,
+    config: GeneratorConfig,
 ) -> SyntheticReport:
     latents = sample_report_latents(rng)
     clean = {lv: sample_level(rng, region, lv, latents, config.relatedness) for lv in REGION_LEVELS[region]}
-    draft = layout.write_report(rng, region, clean, latents)
+    if config.corpus == 1:
+        draft = layout.write_report(rng, region, clean, latents)
+    else:
+        # Corpus 2 writes from a copy of the stream, then lets the stream advance as corpus 1's
+        # text would, so the next report's labels (and every label) are corpus 1's.
+        copy = random.Random()
+        copy.setstate(rng.getstate())
+        draft = layout.write_report(copy, region, clean, latents, config.implied, implied_rng)
+        layout.write_report(rng, region, clean, latents)
     annotated = {lv: labels for lv, labels in clean.items() if lv not in draft.unannotated}
     released = _annotate(label_rng, region, annotated, config.noise)
     report = Report(report_id=f"{region}-{index + 1:05d}", region=region, text=draft.text, labels=released)
-    return SyntheticReport(report, annotated, draft.segments)
+    return SyntheticReport(report, annotated, draft.segments, draft.implied)
 
 
 def _annotate(
@@ -136,9 +186,11 @@ def ground_truth(corpus: Corpus) -> dict[str, Any]:
     regions = corpus.config.regions
     released = {r: [s.report.labels for s in corpus.of_region(r)] for r in regions}
     clean = {r: [s.clean_labels for s in corpus.of_region(r)] for r in regions}
+    extra = {"mechanisms": {r: mechanisms.summary(corpus.of_region(r), r) for r in regions}}
     return {
         "format": "harness-spine ground truth 1",
-        "generator": {"version": __version__, **asdict(corpus.config)},
+        "generator": {"version": __version__, **corpus.config.describe()},
+        **(extra if corpus.config.corpus >= 2 else {}),
         "reports": {r: len(released[r]) for r in regions},
         "groups": {r: task_groups(r) for r in regions},
         "model": model_description(),

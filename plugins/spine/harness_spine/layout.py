@@ -46,6 +46,7 @@ class Draft:
     text: str
     segments: dict[str, tuple[str, ...]]  # level -> findings sentences, in text order
     unannotated: frozenset[str]  # levels left out without a "remaining levels" sentence
+    implied: frozenset[str] = frozenset()  # levels whose canal grade is stated only through the disc
 
 
 def _style(rng: random.Random) -> Style:
@@ -73,9 +74,18 @@ def _severity(labels: Mapping[str, str], region: str) -> int:
 
 
 def write_report(
-    rng: random.Random, region: str, clean: Mapping[str, Mapping[str, str]], latents: ReportLatents
+    rng: random.Random,
+    region: str,
+    clean: Mapping[str, Mapping[str, str]],
+    latents: ReportLatents,
+    implied: float = 0.0,
+    decide: random.Random | None = None,
 ) -> Draft:
-    """Text and segmenter truth for one report's clean labels; consumes ``rng`` deterministically."""
+    """Text and segmenter truth for one report's clean labels; consumes ``rng`` deterministically.
+
+    With ``decide`` (corpus 2), a described level whose disc narrows the canal states the canal
+    grade only through the disc with probability ``implied``, drawn from ``decide``.
+    """
     style = _style(rng)
     levels = REGION_LEVELS[region]
     normal = [lv for lv in levels if _severity(clean[lv], region) == 0]
@@ -86,7 +96,8 @@ def write_report(
         return spell(level, style.spelling or rng.choice(SPELLING_STYLES))
 
     blocks = [_general(rng, region, clean, style, name)]
-    blocks.append(_levels(rng, region, clean, described, style, name))
+    through_disc: set[str] = set()
+    blocks.append(_levels(rng, region, clean, described, style, name, _Implier(decide, implied, through_disc)))
     tail = _trailing(rng, region, style)
     if omitted and style.omit == "statement":
         tail.insert(0, [Sentence(rng.choice(_REMAINING), tuple(omitted))])
@@ -103,7 +114,7 @@ def write_report(
                 for level in sentence.levels:
                     segments.setdefault(level, []).append(sentence.text)
     unannotated = frozenset(omitted) if style.omit == "silent" else frozenset()
-    return Draft(text, {lv: tuple(s) for lv, s in segments.items()}, unannotated)
+    return Draft(text, {lv: tuple(s) for lv, s in segments.items()}, unannotated, frozenset(through_disc))
 
 
 _REMAINING = [
@@ -218,6 +229,23 @@ def _group_name(rng: random.Random, group: tuple[str, ...], name: Namer) -> str:
     return rng.choice([" and ".join([", ".join(names[:-1]), names[-1]]), ", ".join(names)])
 
 
+@dataclass(frozen=True)
+class _Implier:
+    """Decides, per described level group, whether the canal grade is stated only through the disc."""
+
+    decide: random.Random | None
+    probability: float
+    chosen: set[str]  # the levels so written, collected here
+
+    def __call__(self, group: tuple[str, ...], labels: Mapping[str, str]) -> bool:
+        if self.decide is None or labels["disc"] == "none" or labels["canal_stenosis"] == "normal":
+            return False
+        if self.decide.random() >= self.probability:
+            return False
+        self.chosen.update(group)
+        return True
+
+
 def _levels(
     rng: random.Random,
     region: str,
@@ -225,6 +253,7 @@ def _levels(
     levels: Sequence[str],
     style: Style,
     name: Namer,
+    implier: _Implier,
 ) -> list[list[Sentence]]:
     lines: list[list[Sentence]] = []
     if not style.prose and rng.random() < 0.3:
@@ -234,7 +263,7 @@ def _levels(
         if _severity(labels, region) == 0 and rng.random() < 0.7:
             texts = normal_level(rng, style.voice)
         else:
-            texts = render_level(rng, region, group[0], labels, style.voice)
+            texts = render_level(rng, region, group[0], labels, style.voice, implier(group, labels))
         label = _group_name(rng, group, name)
         first = _name_first_sentence(rng, label, texts[0], style.prose)
         lines.append([Sentence(t, group) for t in [first, *texts[1:]]])

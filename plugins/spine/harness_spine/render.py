@@ -141,6 +141,36 @@ def _disc_and_canal(pen: _Pen, region: str, disc: str, canal: str) -> list[str]:
     return out
 
 
+#: Corpus 2: the canal grade as a disc's effect on the thecal sac and cord (cauda equina), with
+#: neither a canal word nor a grade word, as a clause after the disc phrase.
+DISC_EFFECT: dict[str, dict[str, list[str]]] = {
+    "cervical": {
+        "mild": ["effacing the ventral CSF", "indenting the ventral subarachnoid space",
+                 "which contacts the ventral dura"],
+        "moderate": ["abutting the ventral cord", "contacting the ventral cord", "which abuts the cord"],
+        "severe": ["compressing the cord", "deforming the cord", "flattening the cord", "which compresses the cord"],
+    },
+    "lumbar": {
+        "mild": ["effacing the ventral epidural fat", "indenting the ventral dural sac",
+                 "which contacts the ventral dura"],
+        "moderate": ["crowding the cauda equina", "which crowds the nerve roots of the cauda equina",
+                     "effacing the fluid around the nerve roots"],
+        "severe": ["compressing the cauda equina", "with clumping of the cauda equina nerve roots",
+                   "with redundant nerve roots above the level"],
+    },
+}  # fmt: skip
+#: Disc bulge sizes that read like a grade; left out of a through-the-disc sentence.
+_GRADE_LIKE_SIZES = ("mild", "minimal")
+
+
+def through_disc_sentence(pen: _Pen, region: str, disc: str, canal: str) -> str:
+    """One sentence stating the disc and, only through its effect, the canal grade."""
+    phrase = _disc_phrase(pen, region, disc)
+    while set(phrase.split()) & set(_GRADE_LIKE_SIZES):  # "mild disc bulge", "DDD with minimal disc bulge"
+        phrase = _disc_phrase(pen, region, disc)
+    return f"{cap(phrase)} {pen.pick(DISC_EFFECT[region][canal])}."
+
+
 def _foramina(pen: _Pen, region: str, left: str, right: str) -> list[str]:
     noun = "NFN" if pen.abbrev() else pen.pick(
         ["neural foraminal narrowing", "foraminal stenosis", "foraminal narrowing", "neuroforaminal stenosis"]
@@ -255,11 +285,25 @@ def normal_level(rng: random.Random, voice: Voice) -> list[str]:
     return list(rng.choice(options))
 
 
-def render_level(rng: random.Random, region: str, level: str, labels: Mapping[str, str], voice: Voice) -> list[str]:
-    """Truthful sentences (without the level name) for one level's clean labels."""
+def render_level(
+    rng: random.Random,
+    region: str,
+    level: str,
+    labels: Mapping[str, str],
+    voice: Voice,
+    through_disc: bool = False,
+) -> list[str]:
+    """Truthful sentences (without the level name) for one level's clean labels. With
+    ``through_disc`` (a disc that narrows the canal), the canal grade is stated only as the
+    disc's effect (corpus 2, ``through_disc_sentence``)."""
     pen = _Pen(rng, voice)
+    disc, canal = labels["disc"], labels["canal_stenosis"]
     parts: list[Callable[[], list[str]]] = [
-        lambda: _disc_and_canal(pen, region, labels["disc"], labels["canal_stenosis"]),
+        lambda: (
+            [through_disc_sentence(pen, region, disc, canal)]
+            if through_disc
+            else _disc_and_canal(pen, region, disc, canal)
+        ),
         lambda: _foramina(pen, region, labels["left_foraminal"], labels["right_foraminal"]),
         lambda: _facet(pen, labels["facet_arthropathy"]),
     ]

@@ -8,9 +8,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from harness_spine.corpus import CORPUS_PRESETS, assign_splits, load_region, load_split
+from harness_spine.corpus import CORPUS_PRESETS, load_region, load_split
 from harness_spine.generator import GeneratorConfig, generate
 from harness_spine.schema import region_pathologies
+from harness_spine.splits import assign_splits
 from harness_spine.userdata import write_reports
 
 from harness.api import MISSING_LABEL, LoadContext
