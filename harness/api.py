@@ -186,6 +186,7 @@ class Grouper:
     uses: str = ""
 
     def __post_init__(self) -> None:
+        _check_name(self.name, "grouper")
         if self.uses not in ("", "predictor", "pair_gaps"):
             raise PluginError(f"grouper {self.name!r}: uses must be '', 'predictor' or 'pair_gaps', got {self.uses!r}")
 
@@ -197,7 +198,7 @@ class Predictor:
     The result is a [T, T] array (or a mapping with ``matrix`` and JSON-ready ``details``) in
     the order of ``tasks``: ``matrix[i, j]`` is the predicted benefit to task i of sharing a
     model with task j, higher = should share. ``needs`` names the run artifacts it reads
-    (README, "Write a predictor"), so its cost can be charged and a run without them skips it
+    (``ARTIFACTS``; README, "Write a plugin"), so its cost can be charged and a run without them skips it
     with a reason; ``symmetric`` declares whether matrix[i, j] == matrix[j, i] by construction.
     """
 
@@ -206,3 +207,36 @@ class Predictor:
     description: str = ""
     needs: tuple[str, ...] = ()
     symmetric: bool = True
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "predictor")
+        needs = self.needs
+        if isinstance(needs, str) or not isinstance(needs, Sequence):
+            raise PluginError(f"predictor {self.name!r}: needs must be a list of artifact names, got {needs!r}")
+        unknown = [n for n in needs if n not in ARTIFACTS]
+        if unknown:
+            raise PluginError(
+                f"predictor {self.name!r}: unknown artifact(s) {', '.join(map(repr, unknown))} in needs; "
+                f"known: {', '.join(ARTIFACTS)}"
+            )
+        object.__setattr__(self, "needs", tuple(needs))
+
+
+#: The run artifacts a predictor may read (README, "Write a plugin: predictors and groupers").
+ARTIFACTS = (
+    "features",
+    "init_features",
+    "init_gradients",
+    "training",
+    "train_sizes",
+    "train_labels",
+    "input_groups",
+)
+
+
+def _check_name(name: object, kind: str) -> None:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise PluginError(
+            f"{kind} name {name!r} is invalid: use lower-case letters, digits, '_', '-', '.', starting with a "
+            f"letter (no ':', which separates a grouper from its predictor in --groupers)"
+        )

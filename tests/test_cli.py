@@ -154,3 +154,11 @@ def test_show_prints_the_gap_table_as_plain_lines_off_a_terminal(tmp_path, capsy
         ["c", "accuracy", "test", "0.800", "0.800", "-0.050"],
     ]
     assert rows[0].index("-0.050") == rows[1].index("-0.050")  # aligned columns
+
+
+def test_error_text_is_not_turned_into_emoji(capsys):
+    """':x:' in a message stays text (rich would print an emoji for it)."""
+    from harness.report.console import console
+
+    console.print("--groupers all:x: all takes no predictor")
+    assert "all:x: all" in capsys.readouterr().err

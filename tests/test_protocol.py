@@ -128,22 +128,42 @@ def test_predictors_are_computed_or_say_why_not():
             Predictor("ident", lambda tasks, art: np.eye(len(tasks)), needs=("train_sizes",)),
             Predictor("needs_features", lambda tasks, art: np.eye(len(tasks)), needs=("features",)),
             Predictor("undefined", lambda tasks, art: np.full((len(tasks), len(tasks)), np.nan)),
+            Predictor("raises", lambda tasks, art: 1 / 0),
+            Predictor("shape", lambda tasks, art: np.eye(2)),
+            Predictor("liar", lambda tasks, art: np.triu(np.ones((len(tasks), len(tasks))))),
+            Predictor("opaque", lambda tasks, art: {"matrix": np.eye(len(tasks)), "details": {"x": object()}}),
         ]
     )
     out = compute_predictors(plan, _task_specs(), regs, {"train_sizes": {"a": 1}, "costs": {"train_sizes": 2.5}})
     assert out["ident"].matrix is not None and out["ident"].seconds >= 2.5  # its artifact's cost is charged
     assert out["needs_features"].matrix is None and "needs features" in out["needs_features"].error
     assert out["undefined"].matrix is None and "all NaN" in out["undefined"].error
+    # a faulty predictor is that predictor's failure, named with its plugin; the others are computed
+    assert out["raises"].error == "predictor 'raises' (plugin 'third') raised ZeroDivisionError: division by zero"
+    assert "returned shape (2, 2); expected (4, 4)" in out["shape"].error
+    assert "declared symmetric but returned an asymmetric matrix" in out["liar"].error
+    assert "details that are not JSON" in out["opaque"].error
 
 
-def test_a_grouper_returning_no_partition_is_refused_naming_it():
+def test_a_faulty_grouper_is_recorded_naming_it_and_the_run_goes_on():
     plan = _plan(groupers=("bad",))
     regs = _Registries(groupers=[Grouper("bad", lambda tasks, ctx: [["a", "b"], ["b", "c"]])])
-    with pytest.raises(PluginError, match=r"grouper 'bad' \(plugin 'third'\).*'b'"):
-        propose_groups(plan, _task_specs(), regs, {}, None)
+    proposals, failures = propose_groups(plan, _task_specs(), regs, {}, None)
+    assert proposals == {"bad": None}
+    assert failures["bad"].startswith("grouper 'bad' (plugin 'third'):") and "'b'" in failures["bad"]
     missing = _Registries(groupers=[Grouper("bad", lambda tasks, ctx: [["a", "b"], ["c"]])])
-    with pytest.raises(PluginError, match="'d'"):
-        propose_groups(plan, _task_specs(), missing, {}, None)
+    assert "'d'" in propose_groups(plan, _task_specs(), missing, {}, None)[1]["bad"]
+
+    def boom(tasks, ctx):
+        raise ValueError("no idea")
+
+    raising = _Registries(groupers=[Grouper("bad", boom)])
+    assert propose_groups(plan, _task_specs(), raising, {}, None)[1] == {
+        "bad": "grouper 'bad' (plugin 'third') raised ValueError: no idea"
+    }
+    # the failure is the grouper's: it is reported in the grouper table, the others go on
+    out = group_results(plan, {"bad": None}, [], {}, 0.0, {"bad": "grouper 'bad' ... raised"})
+    assert out["bad"].partition is None and "raised" in out["bad"].note
 
 
 def _result(kind, tasks, seed, metric):
@@ -255,3 +275,35 @@ def test_results_roundtrip_and_refuse_another_version(tmp_path):
     assert RunResults.from_json(results.to_json()).predictor_matrices()["x"].seconds == 2.0
     with pytest.raises(RunError, match="version 1; this harness reads version 2"):
         RunResults.from_json({**results.to_json(), "version": 1}, tmp_path / "results.json")
+
+
+def test_predictor_and_grouper_registrations_are_checked():
+    with pytest.raises(PluginError, match="needs must be a list of artifact names"):
+        Predictor("p", lambda t, a: None, needs="train_sizes")
+    with pytest.raises(PluginError, match="unknown artifact\\(s\\) 'bogus'"):
+        Predictor("p", lambda t, a: None, needs=("bogus",))
+    with pytest.raises(PluginError, match="no ':'"):
+        Grouper("x:y", lambda t, c: [])
+    with pytest.raises(PluginError, match="invalid"):
+        Predictor("Bad Name", lambda t, a: None)
+
+
+def test_explicit_stages_are_the_stages(monkeypatch):
+    """A profile's pairs key does not add a stage the user left out of --stages; --pairs does."""
+    assert parse_stages("stl,all", False) == ("stl", "all")
+    assert parse_stages("stl,all", True) == ("stl", "all", "pairs")
+    assert parse_stages(None, True) == ("stl", "init", "all", "pairs", "groups")
+
+
+def test_run_files_are_readable_and_a_failed_write_leaves_nothing(tmp_path):
+    import os
+
+    from harness.protocol.rundir import write_json
+
+    write_json(tmp_path / "a.json", {"x": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+    with pytest.raises(TypeError):
+        write_json(tmp_path / "b.json", {"x": object()})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]

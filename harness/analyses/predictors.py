@@ -3,7 +3,7 @@
 Every function here is ``fn(tasks, artifacts) -> {"matrix": [T, T] float64, "details": {...}}``
 with ``matrix[i, j]`` = the predicted benefit to task i of sharing a model with task j
 (higher = should share), in the order of ``tasks``. The artifacts a run provides (README,
-"Write a predictor"):
+"Write a plugin"):
 
 - ``features``: {task: [array [L+1, n, d] per seed]}: each STL model's pooled hidden states
   (embeddings and every transformer layer) on one fixed probe set; ``init_features``: the same

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError, RunError
+from harness.errors import ConfigError, HarnessError, RunError
 
 if TYPE_CHECKING:
     from harness.protocol.results import RunResults
@@ -144,6 +144,10 @@ def _extra(value: Any) -> dict[str, Any]:
         out["higher_is_better"] = value.higher_is_better
     if hasattr(value, "problem_types"):
         out["problem_types"] = [str(p) for p in value.problem_types]
+    if hasattr(value, "needs"):  # a predictor
+        out["needs"], out["symmetric"] = list(value.needs), value.symmetric
+    if hasattr(value, "uses"):  # a grouper
+        out["uses"] = value.uses
     return out
 
 
@@ -187,6 +191,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     results = read_results(args.run_dir)
     if args.json:
+        if args.only:
+            raise ConfigError("--only selects sections of the printed report; --json prints the whole results")
         emit_json(results.to_json())
     else:
         sections = [s for s in SECTIONS if s in (args.only or SECTIONS)]

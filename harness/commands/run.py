@@ -119,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     registries = build_registries(args.manager)
     selected = select_tasks(args, registries)
     group = [t.strip() for t in args.group.split(",")] if args.group else None
-    stages = parse_stages(args.stages, cfg.pairs)
+    stages = parse_stages(args.stages, bool(args.pairs) if args.stages else cfg.pairs)
     groupers = check_groupers(cfg.groupers, registries, stages)
     ctx = load_context(args.data, args.data_option, seed=cfg.data_seed, profile=configs.DATA_PROFILES[args.profile])
     plugins = PluginSpec(
@@ -148,9 +148,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     rundir.prepare(run_dir, run_info, args.resume, acc)  # refuse an existing run before announcing one
     pairs = len(plan.stage_jobs("pairs"))
     log.info(
-        "run %s: %d STL + %d all-task MTL + %d pair jobs (+ groupers' groups), stages %s, %d process(es), model %s",
+        "run %s: %d STL + %d init + %d all-task MTL + %d pair jobs (+ groupers' groups), stages %s, %d process(es), "
+        "model %s",
         run_dir,
         len(plan.stage_jobs("stl")),
+        len(plan.stage_jobs("init")),
         len(plan.stage_jobs("all")),
         pairs,
         ",".join(plan.stages),

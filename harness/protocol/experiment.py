@@ -128,7 +128,7 @@ def run_experiment(
     artifacts.update(_artifacts(plan, results, run_dir))
     predictors = compute_predictors(plan, tasks, registries, artifacts)
     matrices = {name: p.matrix for name, p in predictors.items() if p.matrix is not None}
-    proposals = propose_groups(plan, tasks, registries, matrices, G)
+    proposals, failures = propose_groups(plan, tasks, registries, matrices, G)
     new_groups = [g for g in _groups_of(proposals) if not outcomes.trained(g)]
     results.update(executor.run(plan.stage_jobs("groups", new_groups), "groups"))
     outcomes = Outcomes(results)
@@ -137,7 +137,7 @@ def run_experiment(
     groups = []
     for key, order in sorted(outcomes.order.items(), key=lambda kv: (len(kv[1]), kv[1])):
         sources = [name for name, part in proposals.items() if part and any(frozenset(g) == key for g in part)]
-        if frozenset(plan.group) == key:
+        if frozenset(plan.group) == key and "all" in plan.stages:
             sources.insert(0, "all-task run")
         if len(order) == 2 and "pairs" in plan.stages:
             sources.append("pairs")
@@ -147,7 +147,7 @@ def run_experiment(
     pair_seconds, estimated = pair_sweep_seconds(plan, results)
     scores = score_predictors(plan, predictors, G, groups, pair_seconds)
     scores["pair_sweep"] = {"seconds": pair_seconds, "estimated": estimated}
-    groupers = group_results(plan, proposals, groups, predictors, pair_seconds)
+    groupers = group_results(plan, proposals, groups, predictors, pair_seconds, failures)
     output = RunResults(
         plan=plan.to_dict(),
         # how an MTL job combines its heads' losses, and how long jobs train
@@ -227,6 +227,8 @@ def _artifacts(plan: Plan, results: Mapping[str, JobResult], run_dir: Path) -> d
             costs["training"] += r.measure_seconds.get("observers", 0.0)
     if features:
         out["features"] = features
+        depth = next(iter(features.values()))[0].shape[0]  # embeddings + every transformer layer
+        out["layers"] = ["embeddings", *(f"layer.{k}" for k in range(depth - 1))]  # as the gradients name them
     out["costs"] = costs
     return out
 

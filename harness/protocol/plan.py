@@ -140,7 +140,7 @@ class Plan:
         """The jobs of one stage, seed-major; ``groups`` are the groupers' groups (stage "groups")."""
         if stage not in self.stages:
             return []
-        probe = self.tasks if "init" in self.stages else ()
+        probe = self.tasks  # one probe set for every model: STL features, init and training gradients
         jobs: list[JobSpec] = []
         for seed in self.seeds:
             if stage == "stl":
@@ -166,7 +166,11 @@ class Plan:
 
 
 def parse_stages(text: str | None, pairs: bool) -> tuple[str, ...]:
-    """``--stages a,b`` (in protocol order) or the default stages, plus "pairs" with ``--pairs``."""
+    """``--stages a,b`` (in protocol order) or the default stages; ``pairs`` adds "pairs".
+
+    The caller passes ``pairs`` true for an explicit ``--pairs`` flag; a profile's or config's
+    ``pairs`` key only counts when ``--stages`` is not given (explicit stages are the stages).
+    """
     if text is None:
         chosen = set(DEFAULT_STAGES)
     else:

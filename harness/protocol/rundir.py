@@ -39,12 +39,24 @@ LIBRARIES = (
 
 
 def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` atomically (temp file + rename), readable as the umask allows (not mkstemp's 0600).
+
+    Nothing is left behind when ``data`` cannot be serialised: the temp file is removed and the
+    ``TypeError``/``ValueError`` propagates.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=False)
+            f.write("\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: Path, keys: tuple[str, ...], fix: str) -> Any:

@@ -29,12 +29,26 @@ log = logging.getLogger("harness")
 N_RESAMPLES = 1000  # permutations and bootstrap resamples per score
 
 
-def check_matrix(value: Any, tasks: Sequence[str], name: str, plugin: str) -> tuple[np.ndarray, dict[str, Any]]:
-    """A predictor's output as (float64 [T, T], details); ``PluginError`` naming predictor and plugin otherwise."""
+def check_matrix(
+    value: Any, tasks: Sequence[str], name: str, plugin: str, symmetric: bool = False
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """A predictor's output as (float64 [T, T], JSON-ready details); ``PluginError`` naming predictor
+    and plugin otherwise (not numeric, complex, wrong shape, infinite, asymmetric though declared
+    symmetric, details that are not JSON)."""
+    import json
+
+    from harness.protocol.results import nan_to_none
+
     details: dict[str, Any] = {}
     if isinstance(value, Mapping):
         details = dict(value.get("details") or {})
         value = value.get("matrix")
+    try:
+        json.dumps(nan_to_none(details))
+    except (TypeError, ValueError) as exc:
+        raise PluginError(f"predictor {name!r} (plugin {plugin!r}) returned details that are not JSON: {exc}") from None
+    if np.iscomplexobj(value):
+        raise PluginError(f"predictor {name!r} (plugin {plugin!r}) returned a complex matrix; return real numbers")
     try:
         m = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -49,6 +63,11 @@ def check_matrix(value: Any, tasks: Sequence[str], name: str, plugin: str) -> tu
         )
     if np.isinf(m).any():
         raise PluginError(f"predictor {name!r} (plugin {plugin!r}) returned an infinite entry; use NaN for undefined")
+    if symmetric and not np.allclose(m, m.T, equal_nan=True, atol=1e-9):
+        raise PluginError(
+            f"predictor {name!r} (plugin {plugin!r}) is declared symmetric but returned an asymmetric matrix; "
+            "register it with symmetric=False"
+        )
     return m, details
 
 
@@ -71,15 +90,18 @@ def compute_predictors(
             )
             continue
         start = time.perf_counter()
+        error: str | None = None
         try:
-            matrix, details = check_matrix(p.fn(specs, artifacts), plan.tasks, p.name, entry.plugin)
-        except PluginError:
-            raise
-        except (AnalysisError, HarnessError) as exc:
+            matrix, details = check_matrix(p.fn(specs, artifacts), plan.tasks, p.name, entry.plugin, p.symmetric)
+        except (AnalysisError, HarnessError) as exc:  # a plugin's fault stays that predictor's
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 -- any failure of plugin code is reported, the run goes on
+            error = f"predictor {p.name!r} (plugin {entry.plugin!r}) raised {type(exc).__name__}: {exc}"
+        if error is not None:
             out[p.name] = PredictorMatrix(
-                p.name, list(plan.tasks), None, p.symmetric, 0.0, needs, p.description, error=str(exc)
+                p.name, list(plan.tasks), None, p.symmetric, 0.0, needs, p.description, error=error
             )
-            log.warning("predictor %s: %s", p.name, exc)
+            log.warning("predictor %s unavailable: %s", p.name, error)
             continue
         seconds = spent + time.perf_counter() - start
         if len(plan.tasks) > 1 and not np.isfinite(matrix[~np.eye(len(plan.tasks), dtype=bool)]).any():
@@ -114,13 +136,15 @@ def propose_groups(
     registries: Any,
     matrices: Mapping[str, np.ndarray],
     pair_gaps: np.ndarray | None,
-) -> dict[str, list[list[str]] | None]:
-    """Each grouper's partition (None when its predictor or the pair gaps are unavailable, logged)."""
+) -> tuple[dict[str, list[list[str]] | None], dict[str, str]]:
+    """Each grouper's partition (None when its predictor or the pair gaps are unavailable, or it
+    failed), and the one-line error of each grouper that failed (raised, or no partition)."""
     from harness.grouping import check_partition
 
     specs = [tasks[t] for t in plan.tasks]
     gaps = None if pair_gaps is None else _mean_gaps(pair_gaps)
     out: dict[str, list[list[str]] | None] = {}
+    failures: dict[str, str] = {}
     for text in plan.groupers:
         name, arg = parse_grouper(text)
         entry = registries.groupers.entry(name)
@@ -134,10 +158,19 @@ def propose_groups(
             out[text] = None
             continue
         context = {"matrices": dict(matrices), "pair_gaps": gaps, "predictor": arg, "seed": plan.seeds[0]}
-        partition = grouper.fn(specs, context)
-        checked = check_partition(partition, list(plan.tasks), f"grouper {text!r} (plugin {entry.plugin!r})")
-        out[text] = [list(g) for g in checked]
-    return out
+        source = f"grouper {text!r} (plugin {entry.plugin!r})"
+        try:
+            checked = check_partition(grouper.fn(specs, context), list(plan.tasks), source)
+        except HarnessError as exc:  # a plugin's fault stays that grouper's
+            failures[text] = str(exc)
+        except Exception as exc:  # noqa: BLE001 -- any failure of plugin code is reported, the run goes on
+            failures[text] = f"{source} raised {type(exc).__name__}: {exc}"
+        else:
+            out[text] = [list(g) for g in checked]
+            continue
+        log.warning("%s", failures[text])
+        out[text] = None
+    return out, failures
 
 
 def _mean_gaps(G: np.ndarray) -> np.ndarray:
@@ -284,6 +317,7 @@ def group_results(
     groups: Sequence[Mapping[str, Any]],
     predictors: Mapping[str, PredictorMatrix],
     pair_seconds: float,
+    failures: Mapping[str, str] | None = None,
 ) -> dict[str, GrouperResult]:
     """Per grouper: the mean gap over tasks of its partition, regret against the best measured
     partition (all-task, singletons, and every grouper's), and the training seconds it cost."""
@@ -324,7 +358,8 @@ def group_results(
         out[name] = GrouperResult(name, partition, summary.chosen_gap, summary.regret, summary.rank, cost)
     for name in proposals:
         if name not in out:
-            out[name] = GrouperResult(name, None, None, None, None, 0.0, "skipped: its predictor or --pairs missing")
+            note = (failures or {}).get(name, "skipped: its predictor has no matrix in this run, or --pairs is missing")
+            out[name] = GrouperResult(name, None, None, None, None, 0.0, note)
     return out
 
 

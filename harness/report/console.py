@@ -20,7 +20,9 @@ class _Console(Console):
 
 
 # Off a terminal (CI logs, pipes) keep lines long instead of wrapping at 80 columns.
-console = _Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+console = _Console(
+    stderr=True, width=None if sys.stderr.isatty() else 160, emoji=False
+)  # ':x:' in a message stays text
 
 
 def print_table(table: Table) -> None:
