@@ -277,8 +277,6 @@ def _uneven_tasks(names: list[str]):
 @pytest.mark.slow
 def test_resume_under_gradient_accumulation_equals_a_straight_run(tmp_path, monkeypatch):
     """8 micro-batches per epoch, accumulation 3: the epoch ends in a window of 2, which must not leak."""
-    import transformers.optimization
-
     from harness.core import config
     from harness.protocol.execute import make_accelerator
     from harness.training import runner
@@ -289,15 +287,15 @@ def test_resume_under_gradient_accumulation_equals_a_straight_run(tmp_path, monk
     acc = make_accelerator(cfg)
     job = TrainSetup("mtl", tasks, 0, metrics, cfg, LoadContext(), acc)
     schedulers = []
-    make_schedule = transformers.optimization.get_linear_schedule_with_warmup
+    make_schedule = runner.linear_schedule
 
     def capture(optimizer, warmup, total):
         schedulers.append((make_schedule(optimizer, warmup, total), total))
         return schedulers[-1][0]
 
-    # patched where it is defined: importing some transformers classes replaces the top-level lazy
-    # module in sys.modules (transformers 5), which would drop a patch on it
-    monkeypatch.setattr(transformers.optimization, "get_linear_schedule_with_warmup", capture)
+    # patched in the runner: importing some transformers classes replaces transformers' lazy
+    # module in sys.modules (transformers 5), which would drop a patch on transformers itself
+    monkeypatch.setattr(runner, "linear_schedule", capture)
     straight = run_job(job, tmp_path / "straight", resume=False).record
     acc.free_memory()  # as execute does after every job: the next job's save_state holds only its own objects
     scheduler, total = schedulers[0]

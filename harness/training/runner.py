@@ -369,11 +369,9 @@ def run_job(
         for split, pairs in data.eval.items()
     }
     optimizer = _optimizer(model, cfg)
-    from transformers import get_linear_schedule_with_warmup
-
     micro_steps = sum(len(dl) for dl in train_loaders)  # per epoch, whatever the sampling strategy
     updates = len(accumulation_windows(micro_steps, cfg.grad_accum_steps)) * cfg.epochs  # optimizer steps taken
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * updates), updates)
+    scheduler = linear_schedule(optimizer, int(cfg.warmup_ratio * updates), updates)
     if acc.ddp_handler is not None:  # MTL over several streams leaves the other streams' heads idle in a step
         acc.ddp_handler.find_unused_parameters = len(data.streams) > 1
     model, optimizer, scheduler, *train_loaders = acc.prepare(model, optimizer, scheduler, *train_loaders)
@@ -407,6 +405,13 @@ def run_job(
     if cfg.keep_best and result["best_epoch"] != len(history):  # later measurements use the selected model
         _load_best(acc, model, job_dir / "best")
     return Trained(result, model, tokenizer, train_seconds)
+
+
+def linear_schedule(optimizer: Any, warmup: int, total: int) -> Any:
+    """transformers' linear warm-up and decay to zero over ``total`` optimizer steps."""
+    from transformers import get_linear_schedule_with_warmup
+
+    return get_linear_schedule_with_warmup(optimizer, warmup, total)
 
 
 def _load_best(acc: Accelerator, model: Any, folder: Path) -> None:
