@@ -88,6 +88,10 @@ class TaskSpec:
 
     Tasks with the same ``input_group`` label the same inputs: their loaders return the
     same rows in the same order for every split, so one encoder pass serves them all.
+
+    ``version``: the task definition's version (labels, metrics, what the loader means); bump it
+    when results of the old definition must no longer be compared with the new (the leaderboard
+    compares a task's results only within one version and one data fingerprint).
     """
 
     name: str
@@ -100,6 +104,7 @@ class TaskSpec:
     label_column: str = "label"
     input_group: str | None = None
     description: str = ""
+    version: str = "1"
 
     def __post_init__(self) -> None:
         where = f"task {self.name!r}"
@@ -132,6 +137,8 @@ class TaskSpec:
             )
         if not callable(self.loader):
             raise TaskSpecError(f"{where}: loader must be callable (split, context) -> datasets.Dataset")
+        if not isinstance(self.version, str) or not self.version.strip():
+            raise TaskSpecError(f"{where}: version must be a non-empty string, got {self.version!r}")
 
     @property
     def num_outputs(self) -> int:

@@ -43,3 +43,8 @@ class AnalysisError(HarnessError, ValueError):
     A ``ValueError`` for callers of the pure functions in ``harness.analyses``, a ``HarnessError``
     for the CLI, which prints it as one line. The analyses raise it instead of returning NaN.
     """
+
+
+class LeaderboardError(HarnessError):
+    """A leaderboard record or baseline is missing, invalid, or not comparable."""
+

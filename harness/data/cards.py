@@ -4,6 +4,7 @@ A card names the task, its labels and metrics, and where its files live::
 
     name = "cola"                                   # task name (lower-case, digits, _ - .)
     description = "..."                             # optional, one line
+    version = "1"                                   # optional: bump when the task's definition changes
     problem_type = "single_label_classification"    # | multi_label_classification | regression
     labels = ["unacceptable", "acceptable"]         # class names (omit for regression)
     text_fields = ["sentence"]                      # one or two Dataset columns holding text
@@ -66,6 +67,7 @@ FORMATS = (*DIALECTS, "jsonl")
 TOP = {
     "name": ("str", True),
     "description": ("str", False),
+    "version": ("str", False),
     "problem_type": ("str", True),
     "labels": ("list", False),
     "text_fields": ("list", True),
@@ -142,6 +144,7 @@ def load_card(path: Path) -> TaskSpec:
             label_column=LABEL,
             input_group=raw.get("input_group"),
             description=raw.get("description", ""),
+            version=raw.get("version", "1"),
         )
     except TaskSpecError as exc:
         raise TaskSpecError(f"{where}: {exc}") from None

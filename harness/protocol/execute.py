@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,13 +88,43 @@ def execute(
     tasks = [registries.tasks.get(name) for name in spec.tasks]
     progress = progress or JobProgress()
     start = time.perf_counter()
+    if acc.device.type == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(acc.device)
     if spec.kind == "init":
         result = _run_init(spec, tasks, registries, acc, job_dir, progress)
     else:
         result = _run_training(spec, tasks, registries, acc, job_dir, resume, progress)
     acc.free_memory()
-    values = {**result, "seconds": time.perf_counter() - start}
+    values = {
+        **result,
+        "seconds": time.perf_counter() - start,
+        "processes": acc.num_processes,
+        "device": str(acc.device),
+        **peak_memory(acc.device),
+    }
     return JobResult(**values)
+
+
+def peak_memory(device: Any) -> dict[str, Any]:
+    """This process's peak memory in MiB and what it measures.
+
+    On CUDA: ``torch.cuda.max_memory_allocated`` since the job started (tensors only, not the
+    caching allocator's reserve). Elsewhere: the process's maximum resident set size
+    (``resource.getrusage``, Linux kilobytes), a high-water mark since the process started, so
+    later jobs of one process report at least the earlier jobs' peak.
+    """
+    if getattr(device, "type", str(device)) == "cuda":
+        import torch
+
+        return {"peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20, "memory": "cuda_max_allocated"}
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return {"peak_memory_mb": None, "memory": ""}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak_memory_mb": rss / (2**20 if sys.platform == "darwin" else 2**10), "memory": "process_max_rss"}
 
 
 def _probe(spec: JobSpec, registries: Any, tokenizer: Any) -> Any:
@@ -156,6 +187,7 @@ def _run_training(
     return {
         **record,
         "train_seconds": trained.train_seconds,
+        "train_examples": trained.train_examples,
         "measure_seconds": measure,
         "features": features,
     }

@@ -250,6 +250,8 @@ def summarise(plan: Plan, tasks: dict[str, TaskSpec], registries: Registries, ou
         entry: dict[str, Any] = {
             "primary": primary,
             "higher_is_better": higher,
+            "directions": {m: registries.metrics.get(m).higher_is_better for m in task.metrics},
+            "version": task.version,
             "split": stl[0].splits[name],
             "stl": _per_metric([r.metrics[name] for r in stl], task.metrics, t_interval),
             "best_epochs": {"stl": [r.best_epoch for r in stl]},  # per seed: is a model still improving?

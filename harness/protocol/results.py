@@ -84,6 +84,11 @@ class JobResult:
     observations: dict[str, Any] = field(default_factory=dict)  # observer / init measurements (JSON)
     features: str | None = None  # file (in the job folder) of the probe-set layer features
     thresholds: dict[str, Any] | None = None  # multi-label: {"mode": fixed|tuned, "values": {task: [..]}}
+    train_examples: int = 0  # training rows seen in train_seconds (all processes together)
+    processes: int = 1  # processes that ran the job
+    device: str = ""  # the main process's device, as torch names it ("cpu", "cuda:0")
+    peak_memory_mb: float | None = None  # the main process's peak memory in MiB (see ``memory``)
+    memory: str = ""  # what peak_memory_mb measures: "cuda_max_allocated" or "process_max_rss"
     version: int = JOB_RESULT_VERSION
 
     def to_json(self) -> dict[str, Any]:

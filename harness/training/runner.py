@@ -340,6 +340,7 @@ class Trained:
     model: Any  # the prepared model, holding the selected (best) epoch's weights when keep_best
     tokenizer: Any
     train_seconds: float
+    train_examples: int = 0  # training rows seen in this session's epochs (all processes together)
 
 
 def run_job(
@@ -381,7 +382,8 @@ def run_job(
         log.info("resuming %s after epoch %d from %s", setup.describe(), len(history), job_dir / "state")
     progress.resume(len(history))
     training = Training(model, train_loaders, data.streams, optimizer, scheduler, acc, cfg, progress, observers)
-    train_seconds = 0.0
+    train_seconds, train_examples = 0.0, 0
+    epoch_rows = sum(len(ds) for ds in data.train)  # an epoch covers every stream's loader once
     for epoch in range(len(history), cfg.epochs):
         if stopped_early(history, cfg.patience):
             log.info("%s: no better dev score in %d epoch(s): stopping early", setup.describe(), cfg.patience)
@@ -391,6 +393,7 @@ def run_job(
         start = time.perf_counter()
         loss = train_epoch(training, epoch, epoch_seed)
         train_seconds += time.perf_counter() - start
+        train_examples += epoch_rows
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss}
         record.update(evaluate(model, eval_loaders, tasks, acc, setup.metrics, cfg, progress))
         record["selection"] = selection_score(record, tasks, setup.metrics)
@@ -404,7 +407,7 @@ def run_job(
         result["observations"] = {o.name: o.state() for o in observers}
     if cfg.keep_best and result["best_epoch"] != len(history):  # later measurements use the selected model
         _load_best(acc, model, job_dir / "best")
-    return Trained(result, model, tokenizer, train_seconds)
+    return Trained(result, model, tokenizer, train_seconds, train_examples)
 
 
 def linear_schedule(optimizer: Any, warmup: int, total: int) -> Any:

@@ -1,0 +1,154 @@
+"""The leaderboard folder: one JSON file per run under ``DIR/runs/``; the files are the source of truth.
+
+Writing is atomic and never replaces a file: the record is written to a temporary file in the
+same folder, flushed to disk, then hard-linked to its final name (``os.link`` fails when the
+name exists) and the temporary name removed. A writer killed at any point leaves either no
+record or a whole one, plus at most a dot-file the reader ignores. Concurrent runs write
+different files (the run id holds the time and the results' hash), so none loses another's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from harness.errors import LeaderboardError
+from harness.leaderboard.records import SCHEMA_VERSION, RunRecord
+
+log = logging.getLogger("harness")
+
+RUNS = "runs"
+
+
+def runs_dir(directory: Path) -> Path:
+    return Path(directory) / RUNS
+
+
+def write_record(directory: Path, record: RunRecord) -> Path:
+    """Add ``record`` to the leaderboard in ``directory`` (created) and return its file.
+
+    Raises ``LeaderboardError`` when this run (same ``results.json`` hash) is already recorded,
+    or when a file of that run id exists; nothing already written is touched.
+    """
+    folder = runs_dir(directory)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LeaderboardError(f"--leaderboard {directory}: cannot create {folder}: {exc.strerror or exc}") from None
+    for path, other in _scan(folder):
+        if other.get("provenance", {}).get("results_sha256") == record.provenance.results_sha256:
+            raise LeaderboardError(
+                f"this run is already on the leaderboard as {path}; a run is recorded once "
+                "(delete that file first to record it again)"
+            )
+    target = folder / f"{record.run_id}.json"
+    text = json.dumps(record.to_json(), indent=1) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{record.run_id}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        _link(Path(tmp), target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    _fsync_dir(folder)
+    return target
+
+
+def _link(tmp: Path, target: Path) -> None:
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise LeaderboardError(f"{target} already exists; record the run under another --run-id") from None
+    except OSError as exc:  # a file system without hard links: exclusive create, then an atomic rename over it
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        try:
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            raise LeaderboardError(f"{target} already exists; record the run under another --run-id") from None
+        os.replace(tmp, target)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can open a directory
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _scan(folder: Path) -> list[tuple[Path, dict]]:  # type: ignore[type-arg]
+    """(path, raw JSON) of every record file; unreadable ones are skipped here (``read_records`` reports them)."""
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            out.append((path, data))
+    return out
+
+
+def read_record(path: Path) -> RunRecord:
+    """One record file, validated; ``LeaderboardError`` naming the file and the first problems otherwise."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LeaderboardError(f"{path}: cannot read the record: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LeaderboardError(f"{path}: not valid JSON ({exc}); restore it from git or delete it") from None
+    found = data.get("schema_version") if isinstance(data, dict) else None
+    if found != SCHEMA_VERSION:
+        raise LeaderboardError(
+            f"{path}: a leaderboard record of schema version {found!r}; this harness reads version "
+            f"{SCHEMA_VERSION}: use the harness version that wrote it, or record the run again"
+        )
+    try:
+        return RunRecord.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(record)'}: {e['msg']}" for e in exc.errors()[:3]
+        )
+        more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+        raise LeaderboardError(
+            f"{path}: not a valid leaderboard record: {problems}{more}; restore it from git or delete it"
+        ) from None
+
+
+def read_records(directory: Path) -> list[RunRecord]:
+    """Every record under ``directory/runs``, oldest first. Temporary dot-files of writers are ignored.
+
+    Raises ``LeaderboardError`` when the folder holds no leaderboard, a file is invalid, or two
+    files hold the same run id.
+    """
+    folder = runs_dir(directory)
+    if not folder.is_dir():
+        raise LeaderboardError(
+            f"{directory}: no leaderboard here (no {RUNS}/ folder); record a run with "
+            f"`harness run ... --leaderboard {directory}` or `harness leaderboard add RUN_DIR --to {directory}`"
+        )
+    records = [read_record(p) for p in sorted(folder.glob("*.json")) if not p.name.startswith(".")]
+    seen: dict[str, str] = {}
+    for r in records:
+        if r.run_id in seen:
+            raise LeaderboardError(f"{folder}: run id {r.run_id!r} is in two files; delete one")
+        seen[r.run_id] = r.run_id
+    return sorted(records, key=lambda r: (r.provenance.created, r.run_id))
