@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.commands import inspect, run
+from harness.commands import inspect, leaderboard, run
 from harness.hookspecs import hookimpl
 
 
@@ -12,3 +12,4 @@ from harness.hookspecs import hookimpl
 def register_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     inspect.add_commands(subparsers)
     run.add_command(subparsers)
+    leaderboard.add_command(subparsers)

@@ -46,6 +46,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--data", type=Path, help="data root or file for the task loaders (plugin-specific)")
     p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", help="loader option")
+    p.add_argument(
+        "--leaderboard",
+        type=Path,
+        metavar="DIR",
+        help="record the finished run in this leaderboard folder (one new file in DIR/runs/; config key leaderboard)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its saved state")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.set_defaults(func=cmd_run)
@@ -115,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         pairs=args.pairs,
         groupers=args.groupers,
+        leaderboard=None if args.leaderboard is None else str(args.leaderboard),
     )
     registries = build_registries(args.manager)
     selected = select_tasks(args, registries)
@@ -145,6 +152,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.training.model import check_model
 
     check_model(cfg.model, cfg.max_length)  # a bad --model or max_length fails before anything is written
+    if cfg.leaderboard:
+        from harness.commands.leaderboard import check_leaderboard_dir
+
+        check_leaderboard_dir(Path(cfg.leaderboard))
     rundir.prepare(run_dir, run_info, args.resume, acc)  # refuse an existing run before announcing one
     pairs = len(plan.stage_jobs("pairs"))
     log.info(
@@ -175,6 +186,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_table(results_table(results))
         print_science(results)
         console.print(f"run directory: {run_dir} ({time.perf_counter() - start:.0f}s)")
+        if cfg.leaderboard:
+            from harness.commands.leaderboard import record_run
+
+            path = record_run(run_dir, Path(cfg.leaderboard))
+            console.print(f"recorded on the leaderboard: {path}", markup=False, highlight=False)
         if args.json:
             from harness.commands.inspect import emit_json
 

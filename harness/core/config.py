@@ -56,6 +56,7 @@ class RunConfig:
     observe_every: int = 50  # gradient alignment and TAG during the all-task MTL run: every k optimizer steps
     pairs: bool = False  # also train every task pair (the measured pair-gap matrix); --pairs
     groupers: str = "affinity:tag,cluster:cka_linear"  # groupers whose groups are trained (NAME or NAME:PREDICTOR)
+    leaderboard: str = ""  # a leaderboard folder the finished run is recorded in ("" = none); --leaderboard
 
     def __post_init__(self) -> None:
         checks = [
@@ -99,7 +100,7 @@ class RunConfig:
 
 
 #: Keys that change which jobs a run has, not what a job computes (left out of ``training_hash``).
-PROTOCOL_KEYS = ("seeds", "seed", "keep_best", "pairs", "groupers")
+PROTOCOL_KEYS = ("seeds", "seed", "keep_best", "pairs", "groupers", "leaderboard")
 
 PROFILES: dict[str, dict[str, Any]] = {
     # The tiny random-init model on a small data slice: a whole run in about a minute here.

@@ -4,13 +4,17 @@ Every (task, group, metric) value and every predictor score (Spearman rho agains
 gaps, and against the group gaps) of the baseline is looked up in the run and judged:
 
 - the change ``d`` is signed by the metric's registered direction: positive = better;
-- its standard error ``se`` comes from the seed spread the baseline recorded:
-  ``se = sqrt(s_b^2 / n_b + s_r^2 / n_r)`` (sample standard deviations over seeds; the run's own
-  spread when it has two seeds or more, else the baseline's). For a score, ``s / sqrt(n)`` is
-  read off its bootstrap 95 % interval: ``(high - low) / (2 * 1.96)``;
-- the tolerance is ``floor + t * se`` with ``t`` the two-sided 95 % Student-t quantile on
-  ``n_b + n_r - 2`` degrees of freedom (``n_b - 1`` when only the baseline has a spread; 1.96
-  for scores). ``floor`` is the stated smallest change that matters;
+- its standard error comes from the seed spread the baseline recorded:
+  ``se = s * sqrt(1 / n_b + 1 / n_r)`` with ``s`` the larger of the baseline's and the run's
+  sample standard deviations over seeds (the larger one: with 2-3 seeds a sample deviation is
+  often far below the true one, and an underestimate would flag noise as a regression). For a
+  predictor score, ``s / sqrt(n)`` is read off each bootstrap 95 % interval,
+  ``(high - low) / (2 * 1.96)``, and ``se = sqrt(2) * max`` of the two;
+- the tolerance is ``floor + q * se``. ``q`` is the Student-t quantile on ``n_b + n_r - 2``
+  degrees of freedom (``n_b - 1`` when the run has one seed; the normal quantile for scores) at
+  ``1 - alpha / (2 m)``: Bonferroni over the ``m`` entries of the baseline, so that a rerun of
+  unchanged code flags a false regression anywhere with probability at most ``alpha`` (0.05).
+  ``floor`` is the stated smallest change that matters;
 - verdicts: ``regressed`` when ``d < -tolerance``, ``improved`` when ``d > tolerance``; else
   ``inconclusive`` when the tolerance exceeds ``detect`` (the seed noise is larger than the change
   the gate is meant to catch), else ``pass``. With no spread (one seed) a change within
@@ -52,6 +56,7 @@ class Tolerance(BaseModel):
     detect: float = Field(0.1, gt=0)  # the metric change the gate must be able to detect
     score_floor: float = Field(0.05, ge=0)  # the same for predictor scores (rho)
     score_detect: float = Field(0.5, gt=0)
+    alpha: float = Field(0.05, gt=0, lt=1)  # family-wise chance of a false "regressed" on unchanged code
 
 
 class Baseline(BaseModel):
@@ -122,6 +127,8 @@ def check(baseline: Baseline, run: RunRecord) -> list[Check]:
     base = baseline.record
     _refuse_unlike(base, run)
     tol = baseline.tolerance
+    entries = len(base.results) + sum((p.pairs is not None) + (p.groups is not None) for p in base.predictors)
+    level = 1 - tol.alpha / (2 * max(entries, 1))  # Bonferroni over the baseline's entries
     unlike = _task_differences(base, run)
     found = {_row_key(r): r for r in run.results}
     out: list[Check] = []
@@ -137,7 +144,8 @@ def check(baseline: Baseline, run: RunRecord) -> list[Check]:
         elif other.higher_is_better != row.higher_is_better:
             out.append(Check(*head, None, None, "incomparable", f"metric {row.metric!r} changed direction"))
         else:
-            out.append(_judge_row(row, other, tol))
+            out.append(_judge_row(row, other, tol, level))
+    scores_unlike = _scores_unlike(base, run, unlike)
     for predictor in base.predictors:
         theirs = run.predictor(predictor.name)
         for kind in ("pairs", "groups"):
@@ -146,10 +154,12 @@ def check(baseline: Baseline, run: RunRecord) -> list[Check]:
                 continue
             score = getattr(theirs, kind) if theirs is not None else None
             head = ("score", predictor.name, kind, "rho", mine.value, score.value if score else None)
-            if score is None:
+            if scores_unlike:
+                out.append(Check(*head, None, None, "incomparable", scores_unlike))
+            elif score is None:
                 out.append(Check(*head, None, None, "missing", "the run has no such score"))
             else:
-                out.append(_judge_score(mine, score, tol, head))
+                out.append(_judge_score(mine, score, tol, head, level))
     return out
 
 
@@ -158,6 +168,11 @@ def _row_key(row: ResultRow) -> tuple[str, str, str, str]:
 
 
 def _refuse_unlike(base: RunRecord, run: RunRecord) -> None:
+    if not {t.name for t in base.tasks} & {t.name for t in run.tasks}:
+        raise LeaderboardError(
+            f"the run ({', '.join(t.name for t in run.tasks)}) has none of the baseline's tasks "
+            f"({', '.join(t.name for t in base.tasks)}): check it against its own baseline"
+        )
     if base.model.weights_sha256 != run.model.weights_sha256 or base.model.name != run.model.name:
         raise LeaderboardError(
             f"the run's model ({run.model.name}, weights {str(run.model.weights_sha256)[:12]}) is not the "
@@ -171,6 +186,17 @@ def _refuse_unlike(base: RunRecord, run: RunRecord) -> None:
             f"the run's training config differs from the baseline's ({', '.join(changed)}): the gate compares "
             "like with like; rerun with the baseline's settings, or write a new baseline on purpose"
         )
+
+
+def _scores_unlike(base: RunRecord, run: RunRecord, unlike: dict[str, str]) -> str:
+    """Why the predictor scores cannot be compared ("" when they can): they are over one task set."""
+    ours, theirs = [t.name for t in base.tasks], [t.name for t in run.tasks]
+    if sorted(ours) != sorted(theirs):
+        return f"scores over another task set ({len(theirs)} task(s), baseline {len(ours)})"
+    if unlike:
+        task, why = next(iter(unlike.items()))
+        return f"task {task}: {why}"
+    return ""
 
 
 def _task_differences(base: RunRecord, run: RunRecord) -> dict[str, str]:
@@ -189,7 +215,7 @@ def _task_differences(base: RunRecord, run: RunRecord) -> dict[str, str]:
     return out
 
 
-def _judge_row(row: ResultRow, other: ResultRow, tol: Tolerance) -> Check:
+def _judge_row(row: ResultRow, other: ResultRow, tol: Tolerance, level: float) -> Check:
     from scipy import stats
 
     head = ("metric", row.task, row.group_key, row.metric, row.mean, other.mean)
@@ -200,20 +226,21 @@ def _judge_row(row: ResultRow, other: ResultRow, tol: Tolerance) -> Check:
     n_b, n_r = _count(row), _count(other)
     if row.std is None:
         return _no_spread(head, change, tol.floor)
-    s_r = other.std if other.std is not None else row.std
-    se = math.sqrt(row.std**2 / n_b + s_r**2 / n_r)
+    spread = max(row.std, other.std if other.std is not None else 0.0)
+    se = spread * math.sqrt(1 / n_b + 1 / n_r)
     df = n_b + n_r - 2 if other.std is not None else n_b - 1
-    tolerance = tol.floor + float(stats.t.ppf(0.975, df)) * se
-    return _verdict(head, change, tolerance, tol.detect)
+    return _verdict(head, change, tol.floor + float(stats.t.ppf(level, df)) * se, tol.detect)
 
 
-def _judge_score(mine: ScoreRecord, other: ScoreRecord, tol: Tolerance, head: tuple) -> Check:  # type: ignore[type-arg]
+def _judge_score(mine: ScoreRecord, other: ScoreRecord, tol: Tolerance, head: tuple, level: float) -> Check:  # type: ignore[type-arg]
+    from scipy import stats
+
     change = other.value - mine.value
-    spreads = [(ci.high - ci.low) / (2 * Z95) for ci in (mine.ci95, other.ci95) if ci is not None]
     if mine.ci95 is None:
         return _no_spread(head, change, tol.score_floor)
-    se = math.sqrt(sum(s**2 for s in spreads)) if len(spreads) == 2 else math.sqrt(2) * spreads[0]
-    return _verdict(head, change, tol.score_floor + Z95 * se, tol.score_detect)
+    spread = max((ci.high - ci.low) / (2 * Z95) for ci in (mine.ci95, other.ci95) if ci is not None)
+    se = math.sqrt(2) * spread
+    return _verdict(head, change, tol.score_floor + float(stats.norm.ppf(level)) * se, tol.score_detect)
 
 
 def _verdict(head: tuple, change: float, tolerance: float, detect: float) -> Check:  # type: ignore[type-arg]
