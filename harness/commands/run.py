@@ -53,6 +53,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
         help="record the finished run in this leaderboard folder (one new file in DIR/runs/; config key leaderboard)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its saved state")
+    p.add_argument(
+        "--report-to",
+        metavar="TRACKER",
+        help="log training curves and the run's values to an experiment tracker: tensorboard, in "
+        "RUN_DIR/tensorboard (pip install 'harness[tensorboard]'; config key report_to)",
+    )
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.set_defaults(func=cmd_run)
 
@@ -107,6 +113,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from harness.core import config as configs
     from harness.core.plugins import build_registries
+    from harness.core.trackers import require as require_trackers
+    from harness.core.trackers import run_tracking_dir
     from harness.protocol.execute import make_accelerator
     from harness.protocol.experiment import run_experiment
     from harness.protocol.plan import LoadSpec, PluginSpec, make_plan, parse_stages
@@ -122,7 +130,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         pairs=args.pairs,
         groupers=args.groupers,
         leaderboard=None if args.leaderboard is None else str(args.leaderboard),
+        report_to=args.report_to,
     )
+    require_trackers(cfg.report_to)  # a missing tracker package fails before anything is trained or written
     registries = build_registries(args.manager)
     selected = select_tasks(args, registries)
     group = [t.strip() for t in args.group.split(",")] if args.group else None
@@ -170,6 +180,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         acc.num_processes,
         cfg.model,
     )
+    if cfg.report_to and acc.is_main_process:
+        log.info("reporting to %s: tensorboard --logdir %s", cfg.report_to, run_tracking_dir(run_dir, cfg.report_to))
     start = time.perf_counter()
     try:
         results = run_experiment(plan, args.manager, registries, run_dir, args.resume, run_info)

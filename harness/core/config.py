@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core.trackers import parse_report_to
 from harness.errors import ConfigError
 
 SAMPLING = ("proportional", "temperature", "uniform")
@@ -57,6 +58,7 @@ class RunConfig:
     pairs: bool = False  # also train every task pair (the measured pair-gap matrix); --pairs
     groupers: str = "affinity:tag,cluster:cka_linear"  # groupers whose groups are trained (NAME or NAME:PREDICTOR)
     leaderboard: str = ""  # a leaderboard folder the finished run is recorded in ("" = none); --leaderboard
+    report_to: str = ""  # experiment trackers to log to (accelerate's): "" = none, "tensorboard"; --report-to
 
     def __post_init__(self) -> None:
         checks = [
@@ -80,6 +82,7 @@ class RunConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"invalid config: {message}")
+        parse_report_to(self.report_to)  # an unknown tracker name: the supported ones
 
     def example_limit(self, split: str) -> tuple[str, int]:
         """(config key, rows) of the seeded slice a split is cut to: train or evaluation (0 = all)."""
@@ -99,8 +102,11 @@ class RunConfig:
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
-#: Keys that change which jobs a run has, not what a job computes (left out of ``training_hash``).
-PROTOCOL_KEYS = ("seeds", "seed", "keep_best", "pairs", "groupers", "leaderboard")
+#: Keys that change which jobs a run has, or what it reports, not what a job computes (left out of ``training_hash``).
+PROTOCOL_KEYS = ("seeds", "seed", "keep_best", "pairs", "groupers", "leaderboard", "report_to")
+
+#: Keys a ``--resume`` may change: where a run reports, not what it computes or which jobs it has.
+RESUMABLE_KEYS = ("report_to", "leaderboard")
 
 PROFILES: dict[str, dict[str, Any]] = {
     # The tiny random-init model on a small data slice: a whole run in about a minute here.

@@ -52,13 +52,17 @@ def registries_for(plugins: PluginSpec) -> Any:
     return _REGISTRIES[plugins]
 
 
-def make_accelerator(cfg: RunConfig) -> Any:
+def make_accelerator(cfg: RunConfig, tracking_dir: Path | None = None) -> Any:
     """The job's Accelerator: global batches split over processes, seedable sampler, DDP handler.
 
-    Raises ``ConfigError`` when a batch size is not a multiple of the process count.
+    With ``tracking_dir`` and ``cfg.report_to``, it logs to those trackers there (the caller
+    opens a tracker run: ``harness.core.trackers.tracker_run``). Raises ``ConfigError`` when a
+    batch size is not a multiple of the process count, or a tracker's package is missing.
     """
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
+
+    from harness.core.trackers import accelerator_kwargs
 
     acc = Accelerator(
         mixed_precision="bf16" if cfg.bf16 else "no",
@@ -68,6 +72,7 @@ def make_accelerator(cfg: RunConfig) -> Any:
         dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
         # find_unused_parameters is set per job by the runner (only MTL over several streams needs it).
         kwargs_handlers=[DistributedDataParallelKwargs()],
+        **accelerator_kwargs(cfg.report_to, tracking_dir),
     )
     for size, name in ((cfg.batch_size, "batch_size"), (cfg.eval_batch_size, "eval_batch_size")):
         if size % acc.num_processes:
@@ -76,15 +81,22 @@ def make_accelerator(cfg: RunConfig) -> Any:
 
 
 def execute(
-    spec: JobSpec, job_dir: Path, *, resume: bool = False, progress: Any = None, registries: Any = None
+    spec: JobSpec,
+    job_dir: Path,
+    *,
+    resume: bool = False,
+    progress: Any = None,
+    registries: Any = None,
+    tracking_dir: Path | None = None,
 ) -> JobResult:
     """Run ``spec`` in ``job_dir`` (created) and return its result; ``job_dir/result.json`` is
-    written by the caller. ``resume`` continues from ``job_dir/state``. Runs on every process
-    of a distributed launch (all ranks call it with the same spec)."""
+    written by the caller. ``resume`` continues from ``job_dir/state``. With ``tracking_dir``, a
+    training job reports to ``spec.config.report_to`` there, as the tracker run ``job_dir.name``.
+    Runs on every process of a distributed launch (all ranks call it with the same spec)."""
     from harness.training.progress import JobProgress
 
     registries = registries if registries is not None else registries_for(spec.plugins)
-    acc = make_accelerator(spec.config)
+    acc = make_accelerator(spec.config, tracking_dir)
     tasks = [registries.tasks.get(name) for name in spec.tasks]
     progress = progress or JobProgress()
     start = time.perf_counter()
@@ -241,6 +253,7 @@ class SequentialExecutor:
         self.run_dir, self.resume, self.registries, self.acc, self.units = run_dir, resume, registries, acc, units
 
     def run(self, jobs: Sequence[JobSpec], stage: str) -> dict[str, JobResult]:
+        from harness.core.trackers import run_tracking_dir
         from harness.protocol import rundir
         from harness.training.progress import JobProgress, RunProgress
 
@@ -266,7 +279,12 @@ class SequentialExecutor:
                 if progress is not None:
                     progress.start_job(label, cost, job.config.epochs)
                 result = execute(
-                    job, job_dir, resume=self.resume, progress=progress or JobProgress(), registries=self.registries
+                    job,
+                    job_dir,
+                    resume=self.resume,
+                    progress=progress or JobProgress(),
+                    registries=self.registries,
+                    tracking_dir=run_tracking_dir(self.run_dir, job.config.report_to),
                 )
                 if self.acc.is_main_process:
                     rundir.write_json(done, result.to_json())

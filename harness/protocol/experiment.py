@@ -22,6 +22,7 @@ import numpy as np
 from harness.api import TaskSpec
 from harness.core.config import RunConfig
 from harness.core.plugins import PluginManager, Registries
+from harness.core.trackers import run_tracking_dir, tracker_run
 from harness.errors import DataError
 from harness.protocol.execute import SequentialExecutor, make_accelerator, remember_registries
 from harness.protocol.gaps import Outcomes, gap_by_size, gap_estimate, pair_gap_matrix
@@ -99,7 +100,8 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run every stage of the plan (skipping finished jobs) and write results.json; return its JSON form.
 
-    The run directory must have been prepared (``rundir.prepare``) by the caller.
+    The run directory must have been prepared (``rundir.prepare``) by the caller. With
+    ``report_to``, the run's values (``RunResults.scalars``) go to the tracker run ``run``.
     """
     from harness.protocol import rundir
     from harness.protocol.science import (
@@ -110,7 +112,8 @@ def run_experiment(
     )
 
     cfg = plan.config
-    acc = make_accelerator(cfg)  # this process's view of the launch (rank, main process, barriers)
+    # this process's view of the launch (rank, main process, barriers), and the run's trackers
+    acc = make_accelerator(cfg, run_tracking_dir(run_dir, cfg.report_to))
     remember_registries(plan.plugins, registries)
     tasks = {name: registries.tasks.get(name) for name in plan.tasks}
     rows, artifacts = check_data(plan, tasks, cfg, acc)
@@ -170,6 +173,9 @@ def run_experiment(
         rundir.write_manifest(run_dir, manager, acc, cfg, {k: r.to_json() for k, r in results.items()})
         manager.notify("run_finished", run_dir=str(run_dir), results=output)
     acc.wait_for_everyone()
+    with tracker_run(acc, "run") as track:
+        if track:
+            acc.log(RunResults.from_json(output).scalars(), step=0)
     acc.end_training()
     return output
 

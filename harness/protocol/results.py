@@ -13,6 +13,7 @@ says what to do.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -255,6 +256,47 @@ class RunResults:
 
     def predictor_scores(self) -> dict[str, PredictorScore]:
         return {name: PredictorScore.from_json(s) for name, s in self.scores.get("predictors", {}).items()}
+
+    def scalars(self) -> dict[str, float]:
+        """The run's values as flat named scalars (for experiment trackers); missing and non-finite left out.
+
+        - ``predictor/<name>/<task i>~<task j>``: each predictor's matrix entry ``P[i, j]``;
+        - ``score/<name>/pairs_rho``, ``.../groups_rho`` (Spearman rho against the measured gaps),
+          ``.../fraction_of_ceiling``, ``.../negative_transfer_f1``, ``.../cost_share``, ``.../seconds``;
+          ``score/noise_ceiling``;
+        - ``gap/<task>``: the MTL - STL gap in the all-task group (mean over seeds);
+          ``stl/<task>/<metric>``, ``mtl/<task>/<metric>``: the metrics behind it (means);
+        - ``group_gap/<a+b+...>/<task>``: the gap of every task in every trained group;
+        - ``grouper/<name>/mean_gap``, ``grouper/<name>/regret``.
+        """
+        out: dict[str, Any] = {}
+        for name, p in self.predictor_matrices().items():
+            if p.matrix is not None:
+                for (i, a), (j, b) in itertools.product(enumerate(p.tasks), repeat=2):
+                    out[f"predictor/{name}/{a}~{b}"] = p.matrix[i, j]
+        for name, score in self.predictor_scores().items():
+            out[f"score/{name}/pairs_rho"] = (score.pairs or {}).get("value")
+            out[f"score/{name}/groups_rho"] = (score.groups or {}).get("value")
+            out[f"score/{name}/fraction_of_ceiling"] = score.fraction_of_ceiling
+            out[f"score/{name}/negative_transfer_f1"] = (score.negative_transfer or {}).get("f1")
+            out[f"score/{name}/cost_share"] = score.cost_share
+            out[f"score/{name}/seconds"] = score.seconds
+        out["score/noise_ceiling"] = (self.scores.get("noise_ceiling") or {}).get("value")
+        for task, entry in self.tasks.items():
+            out[f"gap/{task}"] = (entry.get("gap") or {}).get("mean")
+            for side in ("stl", "mtl"):
+                for metric, value in (entry.get(side) or {}).items():
+                    out[f"{side}/{task}/{metric}"] = value["mean"]
+        for group in self.groups:
+            for task, gap in group["gaps"].items():
+                out[f"group_gap/{'+'.join(group['tasks'])}/{task}"] = gap["mean"]
+        for name, grouper in self.grouper_results().items():
+            out[f"grouper/{name}/mean_gap"], out[f"grouper/{name}/regret"] = grouper.mean_gap, grouper.regret
+        return {k: float(v) for k, v in out.items() if _finite(v)}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def mean_or_none(values: Sequence[float]) -> float | None:

@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.core.config import RESUMABLE_KEYS
 from harness.data.textfile import read_text
 from harness.errors import RunError
 
@@ -74,6 +75,9 @@ def read_json(path: Path, keys: tuple[str, ...], fix: str) -> Any:
 def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> None:
     """Create the run directory, or check that ``--resume`` continues the same run.
 
+    A resume may change only the keys of ``RESUMABLE_KEYS`` (where the run reports);
+    ``config.json`` keeps the settings the run was started with.
+
     A run directory in which no job has finished or saved a state (a run that failed before
     training anything) is started anew with the new settings, with or without ``--resume``.
     An existing folder that is not a run directory is refused, so nothing of the user's is mixed in.
@@ -83,9 +87,10 @@ def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> 
     if started:
         if not resume:
             raise RunError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --output")
-        previous = read_json(config, (), "restore it, or choose another --output")
-        if previous != json.loads(json.dumps(run_info)):
-            changed = sorted(k for k in set(previous) | set(run_info) if previous.get(k) != run_info.get(k))
+        previous = _comparable(read_json(config, (), "restore it, or choose another --output"))
+        current = _comparable(json.loads(json.dumps(run_info)))
+        if previous != current:
+            changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
             raise RunError(
                 f"--resume: {run_dir} was started with different settings ({', '.join(changed)}); "
                 "rerun with the original flags, or choose another --output"
@@ -106,6 +111,14 @@ def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> 
     if acc.is_main_process and not started:
         write_json(config, run_info)
     acc.wait_for_everyone()
+
+
+def _comparable(run_info: Any) -> Any:
+    """``run_info`` without the config keys a ``--resume`` may change (``RESUMABLE_KEYS``)."""
+    if not isinstance(run_info, dict) or not isinstance(run_info.get("config"), dict):
+        return run_info
+    config = {k: v for k, v in run_info["config"].items() if k not in RESUMABLE_KEYS}
+    return {**run_info, "config": config}
 
 
 def trained_anything(run_dir: Path) -> bool:

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from harness.api import MISSING_LABEL, LoadContext, ProblemType, TaskSpec
 from harness.core.config import RunConfig
 from harness.core.registry import Registry
+from harness.core.trackers import epoch_values, tracker_run
 from harness.data.streams import Collator, Stream, is_labelled, make_streams, split_batch, stream_split, tokenize
 from harness.data.textfile import read_text
 from harness.errors import RunError
@@ -157,6 +158,7 @@ class Training:
     cfg: RunConfig
     progress: JobProgress = field(default_factory=JobProgress)
     observers: Sequence[StepObserver] = ()  # called after every optimizer step (harness.training.observers)
+    track: bool = False  # log each optimizer step's loss and learning rate to acc's trackers
 
 
 def train_epoch(training: Training, epoch: int, seed: int) -> float:
@@ -183,6 +185,7 @@ def train_epoch(training: Training, epoch: int, seed: int) -> float:
     progress.phase(f"epoch {epoch + 1}/{cfg.epochs} train", len(schedule))
     windows = accumulation_windows(len(schedule), cfg.grad_accum_steps)
     for update, window in enumerate(windows, 1):
+        window_loss = torch.zeros((), device=acc.device)
         for micro in range(window):
             s = next(steps)
             try:
@@ -204,10 +207,14 @@ def train_epoch(training: Training, epoch: int, seed: int) -> float:
                 loss = batch_loss(logits, labels, specs, acc)
                 acc.backward(loss / window)  # the optimizer step's gradient: mean over its micro-steps
             total += loss.detach().float()
+            window_loss += loss.detach().float()
             progress.advance(rows=rows * acc.num_processes, train=True)
+        lr = scheduler.get_last_lr()[0]  # the rate of this step (the encoder's parameter groups)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
+        if training.track:
+            _log_step(acc, epoch * len(windows) + update, window_loss / window, lr)
         if observers:
             info = StepInfo(model, acc, epoch * len(windows) + update, epoch, scheduler.get_last_lr()[0])
             for observer in observers:
@@ -216,6 +223,13 @@ def train_epoch(training: Training, epoch: int, seed: int) -> float:
         it.close()
         dl.end()
     return float(acc.reduce(total, "mean").item()) / max(len(schedule), 1)
+
+
+def _log_step(acc: Accelerator, step: int, loss: torch.Tensor, lr: float) -> None:
+    """One optimizer step's mean loss over its micro-steps (over all processes: one all-reduce) and rate."""
+    if acc.num_processes > 1:
+        loss = acc.reduce(loss, "mean")
+    acc.log({"train/loss": float(loss.item()), "train/learning_rate": float(lr)}, step=step)
 
 
 def model_specs(model: Any) -> dict[str, HeadSpec]:
@@ -354,9 +368,8 @@ def run_job(
 
     ``observers`` are called after every optimizer step; their state is saved with each
     checkpoint and restored on resume, and lands in the record under ``observations``.
+    When ``setup.acc`` has trackers, the job is their run ``job_dir.name``.
     """
-    import time
-
     acc, cfg, tasks = setup.acc, setup.cfg, setup.tasks
     progress = progress or JobProgress()
     set_seed(setup.seed)
@@ -381,9 +394,40 @@ def run_job(
     if history:
         log.info("resuming %s after epoch %d from %s", setup.describe(), len(history), job_dir / "state")
     progress.resume(len(history))
-    training = Training(model, train_loaders, data.streams, optimizer, scheduler, acc, cfg, progress, observers)
+    steps = updates // cfg.epochs  # optimizer steps per epoch
+    with tracker_run(acc, job_dir.name, first_step=len(history) * steps + 1) as track:
+        training = Training(
+            model, train_loaders, data.streams, optimizer, scheduler, acc, cfg, progress, observers, track
+        )
+        train_seconds, train_examples = _train_epochs(setup, training, eval_loaders, history, job_dir, steps)
+    result = _final(setup, history, data.fingerprints)
+    if observers:
+        result["observations"] = {o.name: o.state() for o in observers}
+    if cfg.keep_best and result["best_epoch"] != len(history):  # later measurements use the selected model
+        _load_best(acc, model, job_dir / "best")
+    return Trained(result, model, tokenizer, train_seconds, train_examples)
+
+
+def _train_epochs(
+    setup: TrainSetup,
+    training: Training,
+    eval_loaders: dict[str, list[tuple[Stream, Any]]],
+    history: list[dict[str, Any]],
+    job_dir: Path,
+    steps: int,
+) -> tuple[float, int]:
+    """Train the epochs after ``history`` (appended to), checkpointing each; the seconds spent
+    training and the training rows seen (every stream's loader once per epoch).
+
+    With ``training.track``, each epoch's dev metrics and mean loss are logged at its last
+    optimizer step (``steps`` per epoch).
+    """
+    import time
+
+    acc, cfg, tasks, model = training.acc, training.cfg, setup.tasks, training.model
+    metric_names = {t.name: list(t.metrics) for t in tasks}
     train_seconds, train_examples = 0.0, 0
-    epoch_rows = sum(len(ds) for ds in data.train)  # an epoch covers every stream's loader once
+    epoch_rows = sum(len(dl.dataset) for dl in training.loaders)
     for epoch in range(len(history), cfg.epochs):
         if stopped_early(history, cfg.patience):
             log.info("%s: no better dev score in %d epoch(s): stopping early", setup.describe(), cfg.patience)
@@ -395,19 +439,16 @@ def run_job(
         train_seconds += time.perf_counter() - start
         train_examples += epoch_rows
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss}
-        record.update(evaluate(model, eval_loaders, tasks, acc, setup.metrics, cfg, progress))
+        record.update(evaluate(model, eval_loaders, tasks, acc, setup.metrics, cfg, training.progress))
         record["selection"] = selection_score(record, tasks, setup.metrics)
         best_before = max((r["selection"] for r in history), default=-math.inf)
         history.append(record)
+        if training.track:
+            acc.log(epoch_values(record, metric_names), step=(epoch + 1) * steps)
         if cfg.keep_best and (len(history) == 1 or record["selection"] > best_before):  # the epoch _final picks
             acc.save_model(acc.unwrap_model(model), job_dir / "best")
-        _checkpoint(acc, job_dir, history, observers)
-    result = _final(setup, history, data.fingerprints)
-    if observers:
-        result["observations"] = {o.name: o.state() for o in observers}
-    if cfg.keep_best and result["best_epoch"] != len(history):  # later measurements use the selected model
-        _load_best(acc, model, job_dir / "best")
-    return Trained(result, model, tokenizer, train_seconds, train_examples)
+        _checkpoint(acc, job_dir, history, training.observers)
+    return train_seconds, train_examples
 
 
 def linear_schedule(optimizer: Any, warmup: int, total: int) -> Any:
