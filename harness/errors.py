@@ -47,4 +47,3 @@ class AnalysisError(HarnessError, ValueError):
 
 class LeaderboardError(HarnessError):
     """A leaderboard record or baseline is missing, invalid, or not comparable."""
-

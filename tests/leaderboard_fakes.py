@@ -62,8 +62,16 @@ def make_record(
     names = list(stl)
     fingerprints = fingerprints or {}
     tasks = [
-        TaskRecord(name=t, version="1", data_fingerprint=fingerprints.get(t, f"fp-{t}"), split_fingerprints={},
-                   split="dev", primary_metric=metric, higher_is_better=higher, metrics={metric: higher})  # fmt: skip
+        TaskRecord(
+            name=t,
+            version="1",
+            data_fingerprint=fingerprints.get(t, f"fp-{t}"),
+            split_fingerprints={},
+            split="dev",
+            primary_metric=metric,
+            higher_is_better=higher,
+            metrics={metric: higher},
+        )  # fmt: skip
         for t in names
     ]
     rows = [_row(t, [t], "stl", v, metric, higher) for t, v in stl.items()]
@@ -78,9 +86,17 @@ def make_record(
     )  # fmt: skip
     return RunRecord(
         provenance=Provenance(
-            run_id=run_id, created=created or datetime(2026, 11, 30, tzinfo=UTC), harness_version="0.1.0",
-            git_revision=None, python="3.11", libraries={}, plugins={p: "0.1.0" for p in plugins},
-            selected_plugins=list(plugins), profile="science-smoke", config={"model": model}, config_hash="h1",
+            run_id=run_id,
+            created=created or datetime(2026, 11, 30, tzinfo=UTC),
+            harness_version="0.1.0",
+            git_revision=None,
+            python="3.11",
+            libraries={},
+            plugins={p: "0.1.0" for p in plugins},
+            selected_plugins=list(plugins),
+            profile="science-smoke",
+            config={"model": model},
+            config_hash="h1",
             results_sha256=results_sha or run_id,
         ),  # fmt: skip
         model=ModelRecord(name=model, weights_sha256="w1"),

@@ -150,8 +150,9 @@ def test_a_writer_killed_between_write_and_link_leaves_only_an_ignored_temp_file
 
 def test_four_concurrent_writers_lose_no_record(tmp_path):
     procs = [
-        subprocess.Popen([sys.executable, FAKES, "write", str(tmp_path), "25", f"p{i}"], env=subprocess_env(),
-                         stderr=subprocess.PIPE)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, FAKES, "write", str(tmp_path), "25", f"p{i}"], env=subprocess_env(), stderr=subprocess.PIPE
+        )  # fmt: skip
         for i in range(4)
     ]
     for p in procs:
@@ -266,8 +267,9 @@ def test_another_data_fingerprint_is_refused_with_the_reason(tmp_path, capsys):
     checks = json.loads(capsys.readouterr().out)["checks"]
     for c in checks:
         if c["name"] == "a" or c["what"] == "score":
-            assert c["verdict"] == "incomparable" and "data fingerprint differs: baseline fp-a, run fp-changed" in (
-                c["reason"]
+            assert (
+                c["verdict"] == "incomparable"
+                and "data fingerprint differs: baseline fp-a, run fp-changed" in (c["reason"])
             ), c
         else:
             assert c["verdict"] in ("pass", "inconclusive") and c["change"] == 0, c
@@ -279,8 +281,14 @@ def test_another_model_or_config_is_refused_as_a_whole():
         check(base, make_record(BASE, model="minilm"))
     other = make_record(BASE)
     other = RunRecord.model_validate(
-        {**other.to_json(), "provenance": {**other.to_json()["provenance"], "config_hash": "h2",
-                                           "config": {"model": "tiny", "epochs": 9}}}  # fmt: skip
+        {
+            **other.to_json(),
+            "provenance": {
+                **other.to_json()["provenance"],
+                "config_hash": "h2",
+                "config": {"model": "tiny", "epochs": 9},
+            },
+        }  # fmt: skip
     )
     with pytest.raises(LeaderboardError, match=r"training config differs from the baseline's \(epochs\)"):
         check(base, other)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import LeaderboardError
-from harness.leaderboard import page
+from harness.leaderboard import compare, page
 from harness.leaderboard.records import RunRecord
 from tests import leaderboard_records as lr
 
@@ -87,8 +87,8 @@ def test_not_comparable_keys_get_separate_tables_with_the_reason(two_runs: tuple
     assert len(stenosis) == 1 and {row[1] for row in stenosis[0].rows} == {BASE.run_id, NEWER.run_id}
     html = (two_runs[0] / "index.html").read_text(encoding="utf-8")
     assert reason[0] in html
-    assert page.why_not_compared(
-        page.Key("t", "2", "aa", "dev", "f1", True), page.Key("t", "1", "aa", "test", "f1", True)
+    assert compare.why_not_compared(
+        compare.Key("t", "2", "aa", "dev", "f1", True), compare.Key("t", "1", "aa", "test", "f1", True)
     ) == ("task version differs (2 vs 1); reported split differs (dev vs test)")
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import LeaderboardError
 
 if TYPE_CHECKING:
-    from harness.leaderboard.compare import Entry
+    from harness.leaderboard.compare import Entry, Key
     from harness.leaderboard.records import RunRecord
 
 DEFAULT_DIR = Path("leaderboard")
@@ -102,9 +102,7 @@ def _run_record(path: Path) -> RunRecord:
 
 def select(records: list[RunRecord], args: argparse.Namespace) -> list[Entry]:
     """The (record, row) entries passing the show filters."""
-    from harness.leaderboard.compare import Entry
-
-    chosen = []
+    chosen: list[Entry] = []
     for r in records:
         if not _run_selected(r, args):
             continue
@@ -117,29 +115,28 @@ def select(records: list[RunRecord], args: argparse.Namespace) -> list[Entry]:
                 continue
             if args.metric != "all" and (row.metric != args.metric if args.metric else not row.primary):
                 continue
-            chosen.append(Entry(r, row))
+            chosen.append((r, row))
     return chosen
 
 
 def _sorted(entries: list[Entry], how: str) -> list[Entry]:
     if how == "gap":
-        return sorted(entries, key=lambda e: -(e.row.gap.mean if e.row.gap and e.row.gap.mean is not None else -1e9))
+        return sorted(entries, key=lambda e: -(e[1].gap.mean if e[1].gap and e[1].gap.mean is not None else -1e9))
     if how == "date":
-        return sorted(entries, key=lambda e: e.record.provenance.created, reverse=True)
+        return sorted(entries, key=lambda e: e[0].provenance.created, reverse=True)
     if how == "cost":
-        return sorted(entries, key=lambda e: e.row.cost.train_seconds)
+        return sorted(entries, key=lambda e: e[1].cost.train_seconds)
     return entries  # already ranked by direction
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from harness.commands.inspect import emit_json
-    from harness.leaderboard.compare import boards, not_compared_notes
+    from harness.leaderboard.compare import boards
     from harness.leaderboard.store import read_records
 
     records = read_records(args.dir)
     entries = select(records, args)
-    grouped = boards(records, entries)
-    notes = not_compared_notes(list(grouped))
+    grouped = boards(entries)
     runs = [r for r in records if _run_selected(r, args)]
     predictors = [(r, p) for r in runs for p in r.predictors if not args.predictor or p.name in args.predictor]
     if args.json:
@@ -147,22 +144,24 @@ def cmd_show(args: argparse.Namespace) -> int:
             {
                 "tables": [
                     {
-                        "key": key.__dict__,
-                        "not_compared_with_previous": notes.get(key),
+                        "key": key._asdict(),
+                        "not_compared_with_previous": note,
                         "rows": [_row_json(e, rank) for rank, e in enumerate(_sorted(rows, args.sort), 1)],
                     }
-                    for key, rows in grouped.items()
+                    for key, rows, note in grouped
                 ],
-                "predictors": [{"run_id": r.run_id, **p.model_dump(mode="json", exclude={"matrix", "per_layer"})}
-                               for r, p in predictors],  # fmt: skip
+                "predictors": [
+                    {"run_id": r.run_id, **p.model_dump(mode="json", exclude={"matrix", "per_layer"})}
+                    for r, p in predictors
+                ],  # fmt: skip
             }
         )
         return 0
     if not (predictors if args.predictor else entries):
         raise LeaderboardError(f"{args.dir}: no result matches these filters ({len(records)} run(s) on the board)")
     if not args.predictor:
-        for key, rows in grouped.items():
-            _print_board(key, _sorted(rows, args.sort), notes.get(key), args.sort)
+        for key, rows, note in grouped:
+            _print_board(key, _sorted(rows, args.sort), note, args.sort)
     if predictors:
         _print_predictors(predictors)
     return 0
@@ -178,42 +177,44 @@ def _run_selected(r: RunRecord, args: argparse.Namespace) -> bool:
 
 
 def _row_json(e: Entry, rank: int) -> dict[str, Any]:
+    record, row = e
     return {
         "rank": rank,
-        "run_id": e.record.run_id,
-        "created": e.record.provenance.created.isoformat(),
-        "model": e.record.model.name,
-        "profile": e.record.provenance.profile,
-        "plugins": e.record.provenance.selected_plugins,
-        **e.row.model_dump(mode="json"),
+        "run_id": record.run_id,
+        "created": record.provenance.created.isoformat(),
+        "model": record.model.name,
+        "profile": record.provenance.profile,
+        "plugins": record.provenance.selected_plugins,
+        **row.model_dump(mode="json"),
     }
 
 
-def _print_board(key: Any, rows: list[Entry], note: str | None, sort: str) -> None:
+def _print_board(key: Key, rows: list[Entry], note: str | None, sort: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from harness.leaderboard.compare import key_title
     from harness.report.console import console, print_table
     from harness.report.format import number, with_interval
 
     if note:
         console.print(f"not compared with the {escape(key.task)} table above: {escape(note)}", style="yellow")
-    title = escape(key.label()) + ("" if sort == "rank" else f" · sorted by {sort}")
+    title = escape(key_title(key)) + ("" if sort == "rank" else f" · sorted by {sort}")
     table = Table(title=title, title_justify="left")
     for name, justify in (("#", "right"), ("run", "left"), ("model", "left"), ("group", "left"), ("kind", "left"),
                           ("value (95% CI)", "right"), ("seeds", "right"), ("gap vs STL (95% CI)", "right"),
                           ("train s", "right"), ("ex/s", "right"), ("peak MB", "right"), ("procs", "right"),
                           ("device", "left")):  # fmt: skip
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for rank, e in enumerate(rows, 1):
-        row, cost = e.row, e.row.cost
+    for rank, (record, row) in enumerate(rows, 1):
+        cost = row.cost
         ci = [row.ci95.low, row.ci95.high] if row.ci95 else None
         gap = row.gap
         gap_text = with_interval(gap.mean, [gap.ci95.low, gap.ci95.high] if gap.ci95 else None) if gap else ""
         table.add_row(
             str(rank),
-            escape(e.record.run_id),
-            escape(e.record.model.name),
+            escape(record.run_id),
+            escape(record.model.name),
             escape(" + ".join(row.group)),
             row.kind,
             with_interval(row.mean, ci),
@@ -262,9 +263,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     from harness.leaderboard.store import read_records
     from harness.report.console import console
 
-    pages = render(read_records(args.dir), args.out)
-    for name, path in pages.items():
-        console.print(f"{name}: {path}", markup=False, highlight=False)
+    files = render(read_records(args.dir), args.out)
+    figures = sum(name.startswith("figures/") for name in files)
+    console.print(
+        f"wrote {files['index.html']} (self-contained, offline) and {files['leaderboard.md']} with {figures} figures",
+        markup=False,
+        highlight=False,
+    )
     return 0
 
 
@@ -373,4 +378,3 @@ def check_leaderboard_dir(directory: Path) -> None:
 
 def _is_repo_folder(directory: Path) -> bool:
     return any((directory / name).exists() for name in ("baselines", "README.md"))
-

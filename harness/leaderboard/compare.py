@@ -1,21 +1,24 @@
 """Which leaderboard results may be compared, and rankings by each metric's registered direction.
 
 Two results are compared only when they share a comparability key: task name, task version,
-data fingerprint, reported split and metric (direction included). Anything else measures
-something different; the views put it in another table and say why (``why_not_compared``).
+data fingerprint, reported split and metric with its recorded direction. Anything else measures
+something different; the views (``harness leaderboard show``, the rendered pages) put it in
+another table and say why (``why_not_compared``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from harness.leaderboard.records import ResultRow, RunRecord
 
+Entry = tuple[RunRecord, ResultRow]  # one result of one run
 
-@dataclass(frozen=True, order=True)
-class Key:
+
+class Key(NamedTuple):
+    """What must be equal for two results to be compared."""
+
     task: str
     version: str
     data_fingerprint: str
@@ -23,20 +26,26 @@ class Key:
     metric: str
     higher_is_better: bool
 
-    def label(self) -> str:
-        arrow = "higher is better" if self.higher_is_better else "lower is better"
-        return (
-            f"{self.task} v{self.version} · {self.metric} ({arrow}) · {self.split} split · "
-            f"data {self.data_fingerprint[:8]}"
-        )
+
+_KEY_PARTS = (
+    ("version", "task version"),
+    ("data_fingerprint", "data fingerprint"),
+    ("split", "reported split"),
+    ("metric", "metric"),
+    ("higher_is_better", "metric direction (higher_is_better)"),
+)
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One result of one run: the record it came from and the row."""
+def short_hash(text: str) -> str:
+    return text[:8] + "…" if len(text) > 8 else text
 
-    record: RunRecord
-    row: ResultRow
+
+def direction(higher_is_better: bool) -> str:
+    return "higher is better" if higher_is_better else "lower is better"
+
+
+def newest_first(records: Sequence[RunRecord]) -> list[RunRecord]:
+    return sorted(records, key=lambda r: (r.provenance.created, r.run_id), reverse=True)
 
 
 def key_of(record: RunRecord, row: ResultRow) -> Key:
@@ -44,50 +53,59 @@ def key_of(record: RunRecord, row: ResultRow) -> Key:
     return Key(row.task, task.version, task.data_fingerprint, row.split, row.metric, row.higher_is_better)
 
 
-def why_not_compared(a: Key, b: Key) -> str:
-    """Why results under ``b`` are not compared with those under ``a`` (same task name)."""
+def key_title(key: Key) -> str:
+    return (
+        f"{key.task} · {key.metric} ({direction(key.higher_is_better)}) · {key.split} split · "
+        f"task version {key.version} · data {short_hash(key.data_fingerprint)}"
+    )
+
+
+def why_not_compared(key: Key, other: Key) -> str:
+    """ "data fingerprint differs (a1b2c3d4… vs c3d4e5f6…)"; every differing part, joined."""
     parts = []
-    if a.version != b.version:
-        parts.append(f"task version differs ({a.version} vs {b.version})")
-    if a.data_fingerprint != b.data_fingerprint:
-        parts.append(f"data fingerprint differs ({a.data_fingerprint[:8]}… vs {b.data_fingerprint[:8]}…)")
-    if a.split != b.split:
-        parts.append(f"reported on another split ({a.split} vs {b.split})")
-    if a.metric != b.metric:
-        parts.append(f"another metric ({a.metric} vs {b.metric})")
-    elif a.higher_is_better != b.higher_is_better:
-        parts.append(f"metric {a.metric!r} has another registered direction")
-    return "; ".join(parts) or "same key"
+    for name, label in _KEY_PARTS:
+        a, b = getattr(key, name), getattr(other, name)
+        if a != b:
+            shown = (short_hash(a), short_hash(b)) if name == "data_fingerprint" else (a, b)
+            parts.append(f"{label} differs ({shown[0]} vs {shown[1]})")
+    return "; ".join(parts)
 
 
-def ranked(entries: Sequence[Entry]) -> list[Entry]:
-    """Best first by the row's registered direction; rows without a value last."""
+def ranked(key: Key, rows: Sequence[Entry]) -> list[Entry]:
+    """Best first by the recorded direction; rows without a mean last; ties: newer run, then group."""
+    sign = -1.0 if key.higher_is_better else 1.0
+    newest = {r.run_id: n for n, r in enumerate(newest_first([rec for rec, _ in rows]))}
 
-    def order(e: Entry) -> tuple[int, float]:
-        mean = e.row.mean
-        if mean is None or not math.isfinite(mean):
-            return (1, 0.0)
-        return (0, -mean if e.row.higher_is_better else mean)
+    def rank(item: Entry) -> tuple[bool, float, int, int, str]:
+        rec, row = item
+        return (row.mean is None, sign * (row.mean or 0.0), newest[rec.run_id], len(row.group), row.group_key)
 
-    return sorted(entries, key=order)
-
-
-def boards(records: Iterable[RunRecord], rows: Iterable[Entry] | None = None) -> dict[Key, list[Entry]]:
-    """Entries grouped by comparability key, keys in (task, version, ...) order, each ranked."""
-    entries = list(rows) if rows is not None else [Entry(r, row) for r in records for row in r.results]
-    grouped: dict[Key, list[Entry]] = {}
-    for e in entries:
-        grouped.setdefault(key_of(e.record, e.row), []).append(e)
-    return {k: ranked(grouped[k]) for k in sorted(grouped)}
+    return sorted(rows, key=rank)
 
 
-def not_compared_notes(keys: Sequence[Key]) -> dict[Key, str]:
-    """For each key after the first of its (task, metric): why it is not compared with that first one."""
-    first: dict[tuple[str, str], Key] = {}
-    notes = {}
-    for k in keys:
-        if (k.task, k.metric) in first:
-            notes[k] = why_not_compared(first[(k.task, k.metric)], k)
-        else:
-            first[(k.task, k.metric)] = k
-    return notes
+def boards(entries: Iterable[Entry]) -> list[tuple[Key, list[Entry], str | None]]:
+    """(key, ranked entries, why it is not compared with the table before) per comparability key.
+
+    Keys are ordered by task, primary metric first, then metric, split, version, fingerprint, so
+    that the tables of one task follow each other; the note is None for a task's first table.
+    """
+    by_key: dict[Key, list[Entry]] = {}
+    for record, row in entries:
+        by_key.setdefault(key_of(record, row), []).append((record, row))
+    order = sorted(
+        by_key,
+        key=lambda k: (
+            k.task,
+            not any(r.primary for _, r in by_key[k]),
+            k.metric,
+            k.split,
+            k.version,
+            k.data_fingerprint,
+        ),
+    )
+    out = []
+    for n, key in enumerate(order):
+        previous = order[n - 1] if n else None
+        note = why_not_compared(key, previous) if previous is not None and previous.task == key.task else None
+        out.append((key, ranked(key, by_key[key]), note))
+    return out

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.errors import LeaderboardError
 from harness.leaderboard.records import SCHEMA_VERSION, ResultRow, RunRecord, ScoreRecord
 
+Head = tuple[str, str, str, str, float | None, float | None]  # what, name, group, metric, baseline, run
 Verdict = Literal["pass", "improved", "regressed", "inconclusive", "incomparable", "missing", "not run"]
 FAILING = ("regressed", "incomparable", "missing")
 Z95 = 1.959963984540054
@@ -52,11 +53,11 @@ class Tolerance(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    floor: float = Field(0.01, ge=0)  # a metric change smaller than this never fails the gate
-    detect: float = Field(0.1, gt=0)  # the metric change the gate must be able to detect
-    score_floor: float = Field(0.05, ge=0)  # the same for predictor scores (rho)
-    score_detect: float = Field(0.5, gt=0)
-    alpha: float = Field(0.05, gt=0, lt=1)  # family-wise chance of a false "regressed" on unchanged code
+    floor: float = Field(default=0.01, ge=0)  # a metric change smaller than this never fails the gate
+    detect: float = Field(default=0.1, gt=0)  # the metric change the gate must be able to detect
+    score_floor: float = Field(default=0.05, ge=0)  # the same for predictor scores (rho)
+    score_detect: float = Field(default=0.5, gt=0)
+    alpha: float = Field(default=0.05, gt=0, lt=1)  # family-wise chance of a false "regressed" on unchanged code
 
 
 class Baseline(BaseModel):
@@ -134,7 +135,7 @@ def check(baseline: Baseline, run: RunRecord) -> list[Check]:
     out: list[Check] = []
     for row in base.results:
         other = found.get(_row_key(row))
-        head = ("metric", row.task, row.group_key, row.metric, row.mean, other.mean if other else None)
+        head: Head = ("metric", row.task, row.group_key, row.metric, row.mean, other.mean if other else None)
         if row.task in unlike:
             out.append(Check(*head, None, None, "incomparable", unlike[row.task]))
         elif other is None:
@@ -218,7 +219,7 @@ def _task_differences(base: RunRecord, run: RunRecord) -> dict[str, str]:
 def _judge_row(row: ResultRow, other: ResultRow, tol: Tolerance, level: float) -> Check:
     from scipy import stats
 
-    head = ("metric", row.task, row.group_key, row.metric, row.mean, other.mean)
+    head: Head = ("metric", row.task, row.group_key, row.metric, row.mean, other.mean)
     if row.mean is None or other.mean is None:
         return Check(*head, None, None, "missing", "no finite value in the baseline or the run")
     sign = 1.0 if row.higher_is_better else -1.0
@@ -232,7 +233,7 @@ def _judge_row(row: ResultRow, other: ResultRow, tol: Tolerance, level: float) -
     return _verdict(head, change, tol.floor + float(stats.t.ppf(level, df)) * se, tol.detect)
 
 
-def _judge_score(mine: ScoreRecord, other: ScoreRecord, tol: Tolerance, head: tuple, level: float) -> Check:  # type: ignore[type-arg]
+def _judge_score(mine: ScoreRecord, other: ScoreRecord, tol: Tolerance, head: Head, level: float) -> Check:
     from scipy import stats
 
     change = other.value - mine.value
@@ -243,7 +244,7 @@ def _judge_score(mine: ScoreRecord, other: ScoreRecord, tol: Tolerance, head: tu
     return _verdict(head, change, tol.score_floor + float(stats.norm.ppf(level)) * se, tol.score_detect)
 
 
-def _verdict(head: tuple, change: float, tolerance: float, detect: float) -> Check:  # type: ignore[type-arg]
+def _verdict(head: Head, change: float, tolerance: float, detect: float) -> Check:
     if change < -tolerance:
         return Check(*head, change, tolerance, "regressed", "worse by more than the tolerance")
     if change > tolerance:
@@ -254,7 +255,7 @@ def _verdict(head: tuple, change: float, tolerance: float, detect: float) -> Che
     return Check(*head, change, tolerance, "pass", "")
 
 
-def _no_spread(head: tuple, change: float, floor: float) -> Check:  # type: ignore[type-arg]
+def _no_spread(head: Head, change: float, floor: float) -> Check:
     if abs(change) <= floor:
         return Check(*head, change, floor, "pass", "within the floor (no seed spread recorded)")
     return Check(*head, change, floor, "inconclusive",

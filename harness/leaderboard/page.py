@@ -15,8 +15,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
 
+from harness.leaderboard.compare import boards, key_title, newest_first
 from harness.leaderboard.records import Interval, PredictorRecord, ResultRow, RunRecord, ScoreRecord
 
 NA = "n/a"  # a value the record does not have (None): never shown as 0
@@ -108,18 +108,6 @@ def date(when: datetime, zone: bool = True) -> str:
     return when.strftime("%Y-%m-%d %H:%M UTC" if zone else "%Y-%m-%d %H:%M")
 
 
-def short_hash(text: str) -> str:
-    return text[:8] + "…" if len(text) > 8 else text
-
-
-def direction(higher_is_better: bool) -> str:
-    return "higher is better" if higher_is_better else "lower is better"
-
-
-def newest_first(records: Sequence[RunRecord]) -> list[RunRecord]:
-    return sorted(records, key=lambda r: (r.provenance.created, r.run_id), reverse=True)
-
-
 def group_label(row: ResultRow, run_tasks: Sequence[str]) -> str:
     """ "alone" for STL; "with b, c" for MTL, "(all N tasks)" when the group is every task of the run."""
     if row.kind == "stl":
@@ -145,49 +133,6 @@ def stl_row(record: RunRecord, task: str) -> ResultRow | None:
 # ---------------------------------------------------------------- the leaderboard tables
 
 
-class Key(NamedTuple):
-    """What must be equal for two results to be compared."""
-
-    task: str
-    version: str
-    data_fingerprint: str
-    split: str
-    metric: str
-    higher_is_better: bool
-
-
-_KEY_PARTS = (
-    ("version", "task version"),
-    ("data_fingerprint", "data fingerprint"),
-    ("split", "reported split"),
-    ("metric", "metric"),
-    ("higher_is_better", "metric direction (higher_is_better)"),
-)
-
-
-def key_of(record: RunRecord, row: ResultRow) -> Key:
-    task = record.task(row.task)
-    return Key(row.task, task.version, task.data_fingerprint, row.split, row.metric, row.higher_is_better)
-
-
-def why_not_compared(key: Key, other: Key) -> str:
-    """ "data fingerprint differs (a1b2c3d4… vs c3d4e5f6…)"; every differing part, joined."""
-    parts = []
-    for name, label in _KEY_PARTS:
-        a, b = getattr(key, name), getattr(other, name)
-        if a != b:
-            shown = (short_hash(a), short_hash(b)) if name == "data_fingerprint" else (a, b)
-            parts.append(f"{label} differs ({shown[0]} vs {shown[1]})")
-    return "; ".join(parts)
-
-
-def key_title(key: Key) -> str:
-    return (
-        f"{key.task} · {key.metric} ({direction(key.higher_is_better)}) · {key.split} split · "
-        f"task version {key.version} · data {short_hash(key.data_fingerprint)}"
-    )
-
-
 LEADERBOARD_HEADERS = [
     "#",
     "run",
@@ -210,28 +155,9 @@ _LEADERBOARD_COLUMNS = "rllllwlrrrrrrrl"
 
 def leaderboard_tables(records: Sequence[RunRecord]) -> list[Table]:
     """One ranked table per comparability key; a later key of the same task says why it stands apart."""
-    by_key: dict[Key, list[tuple[RunRecord, ResultRow]]] = {}
-    for record in records:
-        for row in record.results:
-            by_key.setdefault(key_of(record, row), []).append((record, row))
-    order = sorted(
-        by_key,
-        key=lambda k: (
-            k.task,
-            not any(r.primary for _, r in by_key[k]),
-            k.metric,
-            k.split,
-            k.version,
-            k.data_fingerprint,
-        ),
-    )
     tables = []
-    for n, key in enumerate(order):
-        notes = []
-        previous = order[n - 1] if n else None
-        if previous is not None and previous.task == key.task:
-            notes.append(f"Not compared with the table above: {why_not_compared(key, previous)}.")
-        rows = _ranked(key, by_key[key])
+    entries = [(record, row) for record in records for row in record.results]
+    for n, (key, rows, note) in enumerate(boards(entries)):
         tables.append(
             Table(
                 title=key_title(key),
@@ -239,22 +165,10 @@ def leaderboard_tables(records: Sequence[RunRecord]) -> list[Table]:
                 rows=[_leaderboard_row(i + 1, rec, row) for i, (rec, row) in enumerate(rows)],
                 columns=_LEADERBOARD_COLUMNS,
                 id=f"key-{n + 1}",
-                notes=notes,
+                notes=[f"Not compared with the table above: {note}."] if note else [],
             )
         )
     return tables
-
-
-def _ranked(key: Key, rows: list[tuple[RunRecord, ResultRow]]) -> list[tuple[RunRecord, ResultRow]]:
-    """Best first by the recorded direction; rows without a mean last; ties: newer run, then group."""
-    sign = -1.0 if key.higher_is_better else 1.0
-    newest = {r.run_id: n for n, r in enumerate(newest_first([rec for rec, _ in rows]))}
-
-    def rank(item: tuple[RunRecord, ResultRow]) -> tuple[bool, float, int, int, str]:
-        rec, row = item
-        return (row.mean is None, sign * (row.mean or 0.0), newest[rec.run_id], len(row.group), row.group_key)
-
-    return sorted(rows, key=rank)
 
 
 def _leaderboard_row(rank: int, record: RunRecord, row: ResultRow) -> list[str]:
