@@ -325,8 +325,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                      "reason"):  # fmt: skip
             table.add_column(name, justify="right" if name in ("baseline", "run", "change (+ better)", "tolerance")
                              else "left")  # fmt: skip
-        order = {"regressed": 0, "incomparable": 1, "missing": 2, "improved": 3, "inconclusive": 4, "not run": 5}
-        for c in sorted(checks, key=lambda c: order.get(c.verdict, 6)):
+        order = {"regressed": 0, "incomparable": 1, "missing": 2, "improved": 3, "inconclusive": 4, "not run": 5,
+                 "pass": 6}  # fmt: skip
+        for c in sorted(checks, key=lambda c: order[c.verdict]):
             style = styles.get(c.verdict)
             table.add_row(
                 f"[{style}]{c.verdict}[/]" if style else c.verdict,

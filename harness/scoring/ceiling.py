@@ -63,7 +63,11 @@ def fraction_of_ceiling(score: Score, ceiling: Score) -> float:
     """
     if ceiling.corrected is None or not ceiling.corrected > 0:
         raise AnalysisError(
-            f"noise ceiling reliability is {ceiling.corrected!r}; a share of it is undefined "
+            f"noise ceiling reliability is {_shown(ceiling.corrected)}; a share of it is undefined "
             "(the measured gaps do not agree across seeds: train more seeds)"
         )
     return score.value / math.sqrt(ceiling.corrected)
+
+
+def _shown(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3g}"
