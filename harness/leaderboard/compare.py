@@ -84,10 +84,12 @@ def ranked(key: Key, rows: Sequence[Entry]) -> list[Entry]:
 
 
 def boards(entries: Iterable[Entry]) -> list[tuple[Key, list[Entry], str | None]]:
-    """(key, ranked entries, why it is not compared with the table before) per comparability key.
+    """(key, ranked entries, why it is not compared with an earlier table) per comparability key.
 
     Keys are ordered by task, primary metric first, then metric, split, version, fingerprint, so
-    that the tables of one task follow each other; the note is None for a task's first table.
+    that the tables of one task and metric follow each other. The note says why a table is not
+    merged with the first table of the same task and metric (None for that first one: another
+    metric is a table of its own, with nothing to explain).
     """
     by_key: dict[Key, list[Entry]] = {}
     for record, row in entries:
@@ -104,8 +106,9 @@ def boards(entries: Iterable[Entry]) -> list[tuple[Key, list[Entry], str | None]
         ),
     )
     out = []
-    for n, key in enumerate(order):
-        previous = order[n - 1] if n else None
-        note = why_not_compared(key, previous) if previous is not None and previous.task == key.task else None
+    first: dict[tuple[str, str], Key] = {}
+    for key in order:
+        earlier = first.setdefault((key.task, key.metric), key)
+        note = why_not_compared(key, earlier) if earlier != key else None
         out.append((key, ranked(key, by_key[key]), note))
     return out

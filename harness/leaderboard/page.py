@@ -173,7 +173,7 @@ def leaderboard_tables(records: Sequence[RunRecord]) -> list[Table]:
 
 def _leaderboard_row(rank: int, record: RunRecord, row: ResultRow) -> list[str]:
     c = row.cost
-    if row.kind == "stl":
+    if row.kind == "stl" or not row.primary:  # the gap is measured on the primary metric only
         gap = NOT_APPLICABLE
     elif row.gap is None:
         gap = NA
