@@ -87,7 +87,8 @@ def make_record(
     return RunRecord(
         provenance=Provenance(
             run_id=run_id,
-            created=created or datetime(2026, 11, 30, tzinfo=UTC),
+            finished=created or datetime(2026, 11, 30, tzinfo=UTC),
+            recorded=datetime(2026, 11, 30, tzinfo=UTC),
             harness_version="0.1.0",
             git_revision=None,
             python="3.11",
@@ -97,7 +98,7 @@ def make_record(
             profile="science-smoke",
             config={"model": model},
             config_hash="h1",
-            results_sha256=results_sha or run_id,
+            run_sha256=results_sha or run_id,
         ),  # fmt: skip
         model=ModelRecord(name=model, weights_sha256="w1"),
         seeds=list(range(len(next(iter(stl.values()))))),

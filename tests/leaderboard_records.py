@@ -23,7 +23,7 @@ def record(data: dict[str, Any] | None = None) -> RunRecord:
 def variant(run_id: str, created: str, **fingerprints: str) -> dict[str, Any]:
     """The fixture as another run (id, time, results hash), with some tasks' data fingerprints replaced."""
     data = raw()
-    data["provenance"].update(run_id=run_id, created=created, results_sha256=run_id)
+    data["provenance"].update(run_id=run_id, finished=created, recorded=created, run_sha256=run_id)
     for task in data["tasks"]:
         task["data_fingerprint"] = fingerprints.get(task["name"], task["data_fingerprint"])
     return data

@@ -70,6 +70,17 @@ def test_a_run_is_recorded_once_and_a_file_is_refused_as_leaderboard(toy_board, 
     run, board = toy_board
     assert main(["leaderboard", "add", str(run), "--dir", str(board)]) == 2
     assert "already on the leaderboard" in capsys.readouterr().err
+    os.environ["HARNESS_PLUGIN_MODULES"] = "toy"
+    try:  # a resume rewrites results.json (its timings change) but trains nothing: the same run, one record
+        args = ["run", *TOY, "--output", str(run), "--set", "epochs=2", "--seeds", "2", "--resume"]
+        assert main([*args, "--leaderboard", str(board)]) == 0
+    finally:
+        del os.environ["HARNESS_PLUGIN_MODULES"]
+    assert len(read_records(board)) == 1
+    for bad in ("a/b", "..", "with space", "x" * 200, ".hidden", ""):
+        assert main(["leaderboard", "add", str(run), "--dir", str(tmp_path / "lb"), "--run-id", bad]) == 2
+        assert "a run id is 1-128 letters" in capsys.readouterr().err
+    assert not (tmp_path / "lb" / "runs").exists() or not list((tmp_path / "lb" / "runs").iterdir())
     (tmp_path / "file").write_text("x")
     os.environ["HARNESS_PLUGIN_MODULES"] = "toy"
     try:
@@ -305,6 +316,23 @@ def test_predictor_scores_are_gated_with_their_bootstrap_interval():
     ] == "inconclusive"  # fmt: skip
 
 
+def test_baselines_that_could_never_fail_are_refused(tmp_path, capsys):
+    with pytest.raises(LeaderboardError, match="one seed: a baseline needs the seed spread"):
+        make_baseline(make_record({"a": [0.5]}))
+    with pytest.raises(ValueError, match=r"floor \(0.5\) must be below detect \(0.1\)"):
+        Tolerance(floor=0.5, detect=0.1)
+    with pytest.raises(ValueError):
+        Tolerance(score_detect=float("inf"))
+    record = tmp_path / "record.json"
+    record.write_text(json.dumps(make_record(BASE).to_json()))
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps(make_baseline(make_record(BASE)).model_dump(mode="json")))
+    assert main(["leaderboard", "check", "--baseline", str(record), str(record)]) == 2
+    assert "a leaderboard record, not a baseline" in capsys.readouterr().err
+    assert main(["leaderboard", "check", "--baseline", str(baseline), str(baseline)]) == 2
+    assert "is a baseline; check a run directory" in capsys.readouterr().err
+
+
 def test_baseline_errors_are_one_line(tmp_path, capsys):
     assert main(["leaderboard", "check", "--baseline", str(tmp_path / "none.json"), str(tmp_path)]) == 2
     assert "cannot read it" in capsys.readouterr().err
@@ -312,5 +340,7 @@ def test_baseline_errors_are_one_line(tmp_path, capsys):
     assert main(["leaderboard", "check", "--baseline", str(tmp_path / "b.json"), str(tmp_path)]) == 2
     assert "not a baseline file" in capsys.readouterr().err
     assert main(["leaderboard", "baseline", "--from", str(tmp_path), "--out", str(tmp_path / "x.json")]) == 2
-    assert "no results.json: not a finished harness run" in capsys.readouterr().err
+    assert "no results.json: not a finished harness run (name a run directory)" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+    assert main(["leaderboard", "baseline", "--from", str(tmp_path), "--out", str(tmp_path / "no" / "x.json")]) == 2
+    assert "no folder" in capsys.readouterr().err and not (tmp_path / "no").exists()

@@ -169,6 +169,14 @@ def test_refuses_a_folder_that_is_not_a_render(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert (render.render([BASE], empty, generated=WHEN, max_runs=0)["index.html"]).is_file()
+    (out / render.MARKER).write_text("anything")  # a marker file of another content does not make it a render
+    with pytest.raises(LeaderboardError, match="not a leaderboard render"):
+        render.render([BASE], out, generated=WHEN, max_runs=0)
+    assert sorted(p.name for p in out.iterdir()) == [render.MARKER, "notes.txt"]
+    (tmp_path / "link").symlink_to(empty)
+    with pytest.raises(LeaderboardError, match="is a symbolic link; render into the folder it points to"):
+        render.render([BASE], tmp_path / "link", generated=WHEN, max_runs=0)
+    assert (tmp_path / "link").is_symlink()
 
 
 def test_a_failure_midway_keeps_the_previous_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -86,6 +86,11 @@ def cmd_add(args: argparse.Namespace) -> int:
     from harness.leaderboard.store import write_record
     from harness.report.console import console
 
+    if args.run_id is not None:
+        from harness.leaderboard.collect import check_run_id
+
+        check_run_id(args.run_id)
+    check_leaderboard_dir(args.dir, "--dir")
     path = write_record(args.dir, record_from_run(args.run_dir, args.run_id))
     console.print(f"recorded {args.run_dir} as {path}", markup=False, highlight=False)
     return 0
@@ -95,7 +100,15 @@ def _run_record(path: Path) -> RunRecord:
     from harness.leaderboard.collect import record_from_run
     from harness.leaderboard.store import read_record
 
-    if path.is_file() and path.suffix == ".json":
+    if path.is_file():
+        import json
+
+        try:
+            kind = json.loads(path.read_text(encoding="utf-8-sig")).get("kind")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+        if kind == "harness.leaderboard.baseline":
+            raise LeaderboardError(f"{path} is a baseline; check a run directory (or a leaderboard record) against it")
         return read_record(path)
     return record_from_run(path)
 
@@ -109,7 +122,7 @@ def select(records: list[RunRecord], args: argparse.Namespace) -> list[Entry]:
         for row in r.results:
             if args.task and row.task not in args.task:
                 continue
-            if args.group and not {row.group_key, "+".join(row.group)} & set(args.group):
+            if args.group and row.group_key not in {_group(g) for g in args.group}:
                 continue
             if args.kind and row.kind != args.kind:
                 continue
@@ -123,7 +136,7 @@ def _sorted(entries: list[Entry], how: str) -> list[Entry]:
     if how == "gap":
         return sorted(entries, key=lambda e: -(e[1].gap.mean if e[1].gap and e[1].gap.mean is not None else -1e9))
     if how == "date":
-        return sorted(entries, key=lambda e: e[0].provenance.created, reverse=True)
+        return sorted(entries, key=lambda e: e[0].provenance.finished, reverse=True)
     if how == "cost":
         return sorted(entries, key=lambda e: e[1].cost.train_seconds)
     return entries  # already ranked by direction
@@ -157,14 +170,21 @@ def cmd_show(args: argparse.Namespace) -> int:
             }
         )
         return 0
+    if not records:
+        raise LeaderboardError(f"{args.dir}: the leaderboard holds no run yet (runs/ is empty)")
     if not (predictors if args.predictor else entries):
-        raise LeaderboardError(f"{args.dir}: no result matches these filters ({len(records)} run(s) on the board)")
+        raise LeaderboardError(f"{args.dir}: no result matches these filters ({_known(records, args)})")
     if not args.predictor:
         for key, rows, note in grouped:
             _print_board(key, _sorted(rows, args.sort), note, args.sort)
     if predictors:
         _print_predictors(predictors)
     return 0
+
+
+def _group(text: str) -> str:
+    """A --group value as the order-free key: "b + a" and "a+b" both name the group a+b."""
+    return "+".join(sorted(t.strip() for t in text.split("+") if t.strip()))
 
 
 def _run_selected(r: RunRecord, args: argparse.Namespace) -> bool:
@@ -176,12 +196,24 @@ def _run_selected(r: RunRecord, args: argparse.Namespace) -> bool:
     )
 
 
+def _known(records: list[RunRecord], args: argparse.Namespace) -> str:
+    """What the filters could name, for the no-match error."""
+    known = {
+        "task": sorted({t.name for r in records for t in r.tasks}),
+        "model": sorted({r.model.name for r in records}),
+        "predictor": sorted({p.name for r in records for p in r.predictors}),
+        "metric": sorted({row.metric for r in records for row in r.results}),
+    }
+    named = [f"{k}s: {', '.join(v)}" for k, v in known.items() if getattr(args, k, None)]
+    return f"{len(records)} run(s); " + ("; ".join(named) if named else "try fewer filters")
+
+
 def _row_json(e: Entry, rank: int) -> dict[str, Any]:
     record, row = e
     return {
         "rank": rank,
         "run_id": record.run_id,
-        "created": record.provenance.created.isoformat(),
+        "finished": record.provenance.finished.isoformat(),
         "model": record.model.name,
         "profile": record.provenance.profile,
         "plugins": record.provenance.selected_plugins,
@@ -241,7 +273,7 @@ def _print_predictors(predictors: list[tuple[RunRecord, Any]]) -> None:
     for name in ("run", "predictor", "rho vs pair gaps (95% CI)", "p", "rho vs group gaps", "of ceiling",
                  "neg. transfer F1", "cost share", "seconds", "note"):  # fmt: skip
         table.add_column(name, justify="left" if name in ("run", "predictor", "note") else "right")
-    for r, p in sorted(predictors, key=lambda rp: (rp[0].provenance.created, rp[1].name)):
+    for r, p in sorted(predictors, key=lambda rp: (rp[0].provenance.finished, rp[1].name)):
         pairs, groups = p.pairs, p.groups
         table.add_row(
             escape(r.run_id),
@@ -280,10 +312,12 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from harness.protocol.rundir import write_json
     from harness.report.console import console
 
-    if args.out.exists() and not args.force:
-        raise LeaderboardError(f"--out {args.out} exists; pass --force to replace the baseline on purpose")
     if args.out.is_dir():
         raise LeaderboardError(f"--out {args.out} is a folder; name the baseline file")
+    if args.out.exists() and not args.force:
+        raise LeaderboardError(f"--out {args.out} exists; pass --force to replace the baseline on purpose")
+    if not args.out.parent.is_dir():
+        raise LeaderboardError(f"--out {args.out}: no folder {args.out.parent}; create it first")
     limits = {k: getattr(args, k) for k in ("floor", "detect", "score_floor", "score_detect")}
     try:
         tolerance = Tolerance(**{k: v for k, v in limits.items() if v is not None})
@@ -292,7 +326,10 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         flag = "--" + str(first["loc"][0]).replace("_", "-")
         raise LeaderboardError(f"{flag} {limits[str(first['loc'][0])]}: {first['msg'].lower()}") from None
     baseline = make_baseline(_run_record(args.source), tolerance, args.note)
-    write_json(args.out, baseline.model_dump(mode="json"))
+    try:
+        write_json(args.out, baseline.model_dump(mode="json"))
+    except OSError as exc:
+        raise LeaderboardError(f"--out {args.out}: cannot write the baseline: {exc.strerror or exc}") from None
     console.print(
         f"baseline {args.out}: {len(baseline.record.results)} values and "
         f"{sum(p.pairs is not None or p.groups is not None for p in baseline.record.predictors)} predictor scores of "
@@ -344,7 +381,19 @@ def cmd_check(args: argparse.Namespace) -> int:
         print_table(table)
         counts = {v: sum(c.verdict == v for c in checks) for v in order}
         summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-        console.print(f"{'FAILED' if failed else 'passed'}: {summary}", markup=False, highlight=False)
+        vouched = counts["pass"] + counts["improved"]
+        verdict = "FAILED" if failed else f"passed ({vouched} of {len(checks)} entries vouched for)"
+        console.print(f"{verdict}: {summary}", markup=False, highlight=False)
+        if counts["inconclusive"]:
+            tolerances = sorted(c.tolerance for c in checks if c.verdict == "inconclusive" and c.tolerance is not None)
+            median = tolerances[len(tolerances) // 2] if tolerances else float("nan")
+            console.print(
+                f"inconclusive: the seed noise of {counts['inconclusive']} entries is larger than the change the "
+                f"gate should detect; only changes beyond their tolerance (median {median:.3g}) could fail it. "
+                "More seeds narrow the tolerances.",
+                markup=False,
+                highlight=False,
+            )
     return 1 if failed else 0
 
 
@@ -358,23 +407,37 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def record_run(run_dir: Path, directory: Path) -> Path:
-    """``harness run --leaderboard DIR``: record the finished run in ``run_dir``."""
+    """``harness run --leaderboard DIR``: record the finished run in ``run_dir`` (once: a resumed run
+    that is already on the leaderboard keeps its record, whose path is returned)."""
     from harness.leaderboard.collect import record_from_run
-    from harness.leaderboard.store import write_record
+    from harness.leaderboard.store import find_run, write_record
 
-    return write_record(directory, record_from_run(run_dir))
+    record = record_from_run(run_dir)
+    return find_run(directory, record.provenance.run_sha256) or write_record(directory, record)
 
 
-def check_leaderboard_dir(directory: Path) -> None:
-    """Before any training: ``--leaderboard DIR`` must be a folder (or creatable), not a file."""
+def check_leaderboard_dir(directory: Path, flag: str = "--leaderboard") -> None:
+    """Before any training: the leaderboard folder must be a folder we can write records into.
+
+    Creates ``directory/runs`` and writes and removes a probe file there, so a file, a read-only
+    folder or an unwritable place fails now, in one line, not after hours of training.
+    """
+    import tempfile
+
     runs = directory / "runs"
     for path in (directory, runs):
         if path.exists() and not path.is_dir():
-            raise LeaderboardError(f"--leaderboard {directory}: {path} is a file; name a leaderboard folder")
+            raise LeaderboardError(f"{flag} {directory}: {path} is a file; name a leaderboard folder")
     if directory.exists() and not (runs.is_dir() or not any(directory.iterdir()) or _is_repo_folder(directory)):
         raise LeaderboardError(
-            f"--leaderboard {directory}: a non-empty folder without runs/; name a leaderboard folder (or a new one)"
+            f"{flag} {directory}: a non-empty folder without runs/; name a leaderboard folder (or a new one)"
         )
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=runs, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise LeaderboardError(f"{flag} {directory}: cannot write records there: {exc.strerror or exc}") from None
 
 
 def _is_repo_folder(directory: Path) -> bool:

@@ -45,27 +45,27 @@ def record_from_run(run_dir: Path, run_id: str | None = None) -> RunRecord:
     run_dir = Path(run_dir)
     results_path = run_dir / "results.json"
     if not results_path.is_file():
-        raise LeaderboardError(
-            f"{run_dir}: no results.json: not a finished harness run (finish it with `harness run ... --resume`)"
-        )
+        started = (run_dir / "config.json").is_file()
+        fix = "finish it with `harness run ... --output DIR --resume`" if started else "name a run directory"
+        raise LeaderboardError(f"{run_dir}: no results.json: not a finished harness run ({fix})")
     fix = "record a finished run of this harness version"
     try:
         info = read_json(run_dir / "config.json", ("config", "profile"), fix)
         manifest = read_json(run_dir / "manifest.json", ("harness", "encoder", "hardware"), fix)
-        raw = results_path.read_bytes()
         results = RunResults.from_json(read_json(results_path, ("version",), fix), results_path)
         jobs = {key: JobResult.read(run_dir / "jobs" / key / "result.json") for key in results.jobs}
     except RunError as exc:
         raise LeaderboardError(str(exc)) from None
-    created = datetime.now(UTC).replace(microsecond=0)
+    finished = datetime.fromtimestamp(int(results_path.stat().st_mtime), UTC)
     label = "-".join(info.get("plugins") or []) or "run"
-    sha = hashlib.sha256(raw).hexdigest()
-    run_id = run_id or f"{created:%Y%m%dT%H%M%SZ}-{label}-{sha[:8]}"
+    sha = run_sha256(run_dir, list(results.jobs))
+    run_id = f"{finished:%Y%m%dT%H%M%SZ}-{label}-{sha[:8]}" if run_id is None else check_run_id(run_id)
     tasks = _tasks(results, jobs)
     return RunRecord(
         provenance=Provenance(
             run_id=run_id,
-            created=created,
+            finished=finished,
+            recorded=datetime.now(UTC).replace(microsecond=0),
             harness_version=manifest["harness"],
             git_revision=manifest.get("git_revision"),
             python=manifest.get("python", ""),
@@ -73,10 +73,9 @@ def record_from_run(run_dir: Path, run_id: str | None = None) -> RunRecord:
             plugins=manifest.get("plugins", {}),
             selected_plugins=list(info.get("plugins") or []),
             profile=info["profile"],
-            config=info["config"],
+            config={k: v for k, v in info["config"].items() if k not in UNRECORDED_KEYS},
             config_hash=manifest.get("config_hash", ""),
-            results_sha256=sha,
-            run_dir=str(run_dir.resolve()),
+            run_sha256=sha,
         ),
         model=ModelRecord(
             name=str(info["config"].get("model", "")),
@@ -93,6 +92,37 @@ def record_from_run(run_dir: Path, run_id: str | None = None) -> RunRecord:
         gap_by_size=list(results.gap_by_size),
         cost=cost_of(list(jobs.values())),
     )
+
+
+#: Config keys that say where a run reported, not what it computed: kept out of records (local paths).
+UNRECORDED_KEYS = ("leaderboard", "report_to")
+
+
+def run_sha256(run_dir: Path, keys: Sequence[str]) -> str:
+    """sha256 over the job keys and the bytes of each job's ``result.json``.
+
+    The run's identity on a leaderboard: a resume that trains nothing more rewrites
+    ``results.json`` (its timings change) but no job result, so it is the same run.
+    """
+    digest = hashlib.sha256()
+    for key in sorted(keys):
+        digest.update(key.encode() + b"\0")
+        digest.update(hashlib.sha256((run_dir / "jobs" / key / "result.json").read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` when it is a valid record id (a plain file name), else ``LeaderboardError``."""
+    import re
+
+    from harness.leaderboard.records import RUN_ID_PATTERN
+
+    if not re.match(RUN_ID_PATTERN, run_id):
+        raise LeaderboardError(
+            f"--run-id {run_id!r}: a run id is 1-128 letters, digits, '.', '_' or '-', starting with a letter or "
+            "digit (it names the record's file)"
+        )
+    return run_id
 
 
 def cost_of(jobs: Sequence[JobResult]) -> Cost:

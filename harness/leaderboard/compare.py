@@ -45,7 +45,7 @@ def direction(higher_is_better: bool) -> str:
 
 
 def newest_first(records: Sequence[RunRecord]) -> list[RunRecord]:
-    return sorted(records, key=lambda r: (r.provenance.created, r.run_id), reverse=True)
+    return sorted(records, key=lambda r: (r.provenance.finished, r.run_id), reverse=True)
 
 
 def key_of(record: RunRecord, row: ResultRow) -> Key:

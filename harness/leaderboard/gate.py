@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import LeaderboardError
 from harness.leaderboard.records import SCHEMA_VERSION, ResultRow, RunRecord, ScoreRecord
@@ -51,13 +51,23 @@ Z95 = 1.959963984540054
 class Tolerance(BaseModel):
     """The gate's stated limits, in the units of what is checked (metric values; Spearman rho)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     floor: float = Field(default=0.01, ge=0)  # a metric change smaller than this never fails the gate
     detect: float = Field(default=0.1, gt=0)  # the metric change the gate must be able to detect
     score_floor: float = Field(default=0.05, ge=0)  # the same for predictor scores (rho)
     score_detect: float = Field(default=0.5, gt=0)
     alpha: float = Field(default=0.05, gt=0, lt=1)  # family-wise chance of a false "regressed" on unchanged code
+
+    @model_validator(mode="after")
+    def _floors_below_detect(self) -> Tolerance:
+        for floor, detect in (("floor", "detect"), ("score_floor", "score_detect")):
+            if getattr(self, floor) >= getattr(self, detect):
+                raise ValueError(
+                    f"{floor} ({getattr(self, floor):g}) must be below {detect} ({getattr(self, detect):g}): "
+                    "otherwise no change could ever fail the gate"
+                )
+        return self
 
 
 class Baseline(BaseModel):
@@ -94,6 +104,12 @@ class Check:
 
 
 def make_baseline(record: RunRecord, tolerance: Tolerance | None = None, note: str = "") -> Baseline:
+    """A baseline of ``record``; ``LeaderboardError`` when it has one seed (no spread: nothing could fail)."""
+    if len(record.seeds) < 2:
+        raise LeaderboardError(
+            f"run {record.run_id} has one seed: a baseline needs the seed spread to set its tolerances "
+            "(with one seed no change could be judged); rerun with --seeds 2 or more"
+        )
     return Baseline(created=datetime.now(UTC).replace(microsecond=0), note=note, tolerance=tolerance or Tolerance(),
                     record=record)  # fmt: skip
 
@@ -108,6 +124,11 @@ def read_baseline(path: Path) -> Baseline:
         raise LeaderboardError(f"--baseline {path}: cannot read it ({exc.strerror or exc})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise LeaderboardError(f"--baseline {path}: not valid JSON ({exc}); restore it from git") from None
+    if isinstance(data, dict) and "provenance" in data:
+        raise LeaderboardError(
+            f"--baseline {path}: a leaderboard record, not a baseline; make one with "
+            f"`harness leaderboard baseline --from {path} --out FILE`"
+        )
     if not isinstance(data, dict) or data.get("kind") != "harness.leaderboard.baseline":
         raise LeaderboardError(
             f"--baseline {path}: not a baseline file; write one with `harness leaderboard baseline --from RUN_DIR`"
@@ -181,10 +202,13 @@ def _refuse_unlike(base: RunRecord, run: RunRecord) -> None:
             "like with like; write a new baseline on purpose for another model"
         )
     if base.provenance.config_hash != run.provenance.config_hash:
+        from harness.core.config import PROTOCOL_KEYS
+
         a, b = base.provenance.config, run.provenance.config
-        changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) or ["(hash only)"]
+        changed = sorted(k for k in set(a) | set(b) if k not in PROTOCOL_KEYS and a.get(k) != b.get(k))
         raise LeaderboardError(
-            f"the run's training config differs from the baseline's ({', '.join(changed)}): the gate compares "
+            f"the run's training config differs from the baseline's ({', '.join(changed) or 'config hash'}): "
+            "the gate compares "
             "like with like; rerun with the baseline's settings, or write a new baseline on purpose"
         )
 

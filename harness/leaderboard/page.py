@@ -182,7 +182,7 @@ def _leaderboard_row(rank: int, record: RunRecord, row: ResultRow) -> list[str]:
     return [
         str(rank),
         record.run_id,
-        date(record.provenance.created, zone=False),
+        date(record.provenance.finished, zone=False),
         record.model.name,
         record.provenance.profile,
         group_label(row, [t.name for t in record.tasks]),

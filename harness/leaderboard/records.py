@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveInt, model_validator
 
 SCHEMA_VERSION: Literal[1] = 1
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # a file name: no '/', no leading '.', no spaces
 
 Matrix = list[list[float | None]]  # [T][T], None where not measured
 
@@ -176,8 +177,9 @@ class ModelRecord(_Model):
 
 
 class Provenance(_Model):
-    run_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-    created: datetime  # when the record was made, UTC
+    run_id: str = Field(pattern=RUN_ID_PATTERN)
+    finished: datetime  # when the run wrote its results (results.json's modification time), UTC
+    recorded: datetime  # when this record was made, UTC
     harness_version: str
     git_revision: str | None
     python: str
@@ -185,10 +187,9 @@ class Provenance(_Model):
     plugins: dict[str, str]  # name -> version
     selected_plugins: list[str]  # the --plugin names the run selected tasks from
     profile: str
-    config: dict[str, Any]
+    config: dict[str, Any]  # the run's config, without where it reported (leaderboard, report_to)
     config_hash: str
-    results_sha256: str  # of the run's results.json: one run is recorded once
-    run_dir: str | None = None  # where the run lived when recorded (informative only)
+    run_sha256: str  # over every job's result.json (by job key): one run is recorded once, resumed or not
 
 
 class RunRecord(_Model):

@@ -104,13 +104,23 @@ def _generated(generated: datetime | None) -> datetime:
 
 
 def _check_target(out: Path) -> None:
+    if out.is_symlink():
+        raise LeaderboardError(f"{out} is a symbolic link; render into the folder it points to ({out.resolve()})")
     if out.exists() and not out.is_dir():
         raise LeaderboardError(f"{out} is a file; render the leaderboard into a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+    if out.is_dir() and any(out.iterdir()) and not _is_render(out):
         raise LeaderboardError(
             f"{out} is a non-empty folder that is not a leaderboard render (no {MARKER} file); "
             "render into a new or empty folder"
         )
+
+
+def _is_render(folder: Path) -> bool:
+    """The folder holds a previous render: its marker file, with the marker's text."""
+    try:
+        return (folder / MARKER).read_text(encoding="utf-8") == MARKER_TEXT
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _swap(tmp: Path, out: Path) -> None:
@@ -303,7 +313,7 @@ def _run_section(record: RunRecord, figures: ModuleType) -> Section:
     c = record.cost
     section.blocks.append(
         Paragraph(
-            f"{date(prov.created)} · model {record.model.name} · profile {prov.profile} · "
+            f"{date(prov.finished)} · model {record.model.name} · profile {prov.profile} · "
             f"{len(record.tasks)} tasks ({', '.join(t.name for t in record.tasks)}) · seeds "
             f"{', '.join(map(str, record.seeds))} · {c.jobs} jobs, {num(c.seconds, 0)} s in all · "
             f"harness {prov.harness_version} at {prov.git_revision or 'n/a'}",

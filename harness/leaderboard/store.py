@@ -41,16 +41,19 @@ def write_record(directory: Path, record: RunRecord) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise LeaderboardError(f"--leaderboard {directory}: cannot create {folder}: {exc.strerror or exc}") from None
-    for path, other in _scan(folder):
-        if other.get("provenance", {}).get("results_sha256") == record.provenance.results_sha256:
-            raise LeaderboardError(
-                f"this run is already on the leaderboard as {path}; a run is recorded once "
-                "(delete that file first to record it again)"
-            )
+        raise LeaderboardError(f"{directory}: cannot create {folder}: {exc.strerror or exc}") from None
+    path = find_run(directory, record.provenance.run_sha256)
+    if path is not None:
+        raise LeaderboardError(
+            f"this run is already on the leaderboard as {path}; a run is recorded once, resumed or not "
+            "(delete that file first to record it again)"
+        )
     target = folder / f"{record.run_id}.json"
     text = json.dumps(record.to_json(), indent=1) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{record.run_id}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{record.run_id}.", suffix=".tmp")
+    except OSError as exc:
+        raise LeaderboardError(f"{folder}: cannot write a record there: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -64,6 +67,17 @@ def write_record(directory: Path, record: RunRecord) -> Path:
         Path(tmp).unlink(missing_ok=True)
     _fsync_dir(folder)
     return target
+
+
+def find_run(directory: Path, run_sha256: str) -> Path | None:
+    """The record file of the run with this ``run_sha256`` in the leaderboard, if any."""
+    folder = runs_dir(directory)
+    if not folder.is_dir():
+        return None
+    for path, other in _scan(folder):
+        if other.get("provenance", {}).get("run_sha256") == run_sha256:
+            return path
+    return None
 
 
 def _link(tmp: Path, target: Path) -> None:
@@ -143,7 +157,7 @@ def read_records(directory: Path) -> list[RunRecord]:
     if not folder.is_dir():
         raise LeaderboardError(
             f"{directory}: no leaderboard here (no {RUNS}/ folder); record a run with "
-            f"`harness run ... --leaderboard {directory}` or `harness leaderboard add RUN_DIR --to {directory}`"
+            f"`harness run ... --leaderboard {directory}` or `harness leaderboard add RUN_DIR --dir {directory}`"
         )
     records = [read_record(p) for p in sorted(folder.glob("*.json")) if not p.name.startswith(".")]
     seen: dict[str, str] = {}
@@ -151,4 +165,4 @@ def read_records(directory: Path) -> list[RunRecord]:
         if r.run_id in seen:
             raise LeaderboardError(f"{folder}: run id {r.run_id!r} is in two files; delete one")
         seen[r.run_id] = r.run_id
-    return sorted(records, key=lambda r: (r.provenance.created, r.run_id))
+    return sorted(records, key=lambda r: (r.provenance.finished, r.run_id))
