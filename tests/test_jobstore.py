@@ -76,6 +76,20 @@ def test_second_run_reuses_every_job(first, store, tmp_path, toy_env, capsys):
     assert f"4 of 4 jobs reused from store {store.resolve()}" in capsys.readouterr().err
 
 
+def test_two_ranks_agree_on_reuse(first, store, tmp_path):
+    """Under torchrun the main process looks up and broadcasts: a rank never reads a job folder the
+    main process is still linking in, nor pairs its broadcasts with another job's (seen before)."""
+    env = subprocess_env(HARNESS_PLUGIN_MODULES="toy", ACCELERATE_USE_CPU="1")
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "harness"]
+    out = tmp_path / "ranks"
+    cmd = [*launch, "run", *TOY, "--output", str(out), "--job-store", str(store)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert all(reused(results).values())
+    assert results["tasks"] == json.loads((first[0] / "results.json").read_text())["tasks"]
+
+
 def _job(**config) -> JobSpec:
     cfg = replace(RunConfig(model="tiny"), **config)
     return JobSpec("stl", ("a",), 0, cfg, LoadSpec(seed=0, profile="smoke"), probe=("a", "b"), features=True)

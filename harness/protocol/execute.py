@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.core.config import RunConfig
 from harness.errors import ConfigError
-from harness.protocol.jobstore import JobInProgress, JobStore
+from harness.protocol.jobstore import JobStore
 from harness.protocol.plan import JobSpec, PluginSpec
 from harness.protocol.results import JobResult
 
@@ -254,30 +254,34 @@ def finished_job(job: JobSpec, job_dir: Path, store: JobStore | None, *, wait: b
     claiming in opposite orders would wait for each other). Under a distributed launch every
     rank calls it; the main process decides and broadcasts, so all ranks agree.
     """
-    done = job_dir / "result.json"
-    if done.exists():
-        return JobResult.read(done)
-    if store is None:
-        return None
     from accelerate import PartialState
+
+    from harness.errors import HarnessError
 
     state = PartialState()
     outcome: tuple[str, Any] = ("miss", None)
-    if state.is_main_process:
+    if state.is_main_process:  # the main process alone looks: it may be linking the entry in right now
         try:
-            found = store.lookup(job, job_dir, wait=wait)
+            found = _look_up(job, job_dir, store, wait)
             outcome = ("miss", None) if found is None else ("found", found.to_json())
-        except JobInProgress as exc:
-            outcome = ("busy", str(exc))
+        except HarnessError as exc:  # JobInProgress, a damaged result.json: every rank raises it
+            outcome = ("error", exc)
     if state.num_processes > 1:
         from accelerate.utils import broadcast_object_list
 
         box = [outcome]
         broadcast_object_list(box, from_process=0)
         outcome = box[0]
-    if outcome[0] == "busy":
-        raise JobInProgress(outcome[1])
+    if outcome[0] == "error":
+        raise outcome[1]
     return None if outcome[0] == "miss" else JobResult.from_json(outcome[1], job_dir / "result.json")
+
+
+def _look_up(job: JobSpec, job_dir: Path, store: JobStore | None, wait: bool) -> JobResult | None:
+    done = job_dir / "result.json"
+    if done.exists():
+        return JobResult.read(done)
+    return None if store is None else store.lookup(job, job_dir, wait=wait)
 
 
 def publish_job(job: JobSpec, job_dir: Path, result: JobResult, store: JobStore | None) -> None:
