@@ -59,6 +59,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
         help="log training curves and the run's values to an experiment tracker: tensorboard, in "
         "RUN_DIR/tensorboard (pip install 'harness[tensorboard]'; config key report_to)",
     )
+    p.add_argument(
+        "--job-store",
+        metavar="DIR",
+        help="folder of finished jobs shared across runs: a job another run finished is reused, not trained "
+        "(default: $HARNESS_JOB_STORE or $HARNESS_CACHE/jobs; none = no store; config key job_store)",
+    )
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.set_defaults(func=cmd_run)
 
@@ -131,6 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         groupers=args.groupers,
         leaderboard=None if args.leaderboard is None else str(args.leaderboard),
         report_to=args.report_to,
+        job_store=args.job_store,
     )
     require_trackers(cfg.report_to)  # a missing tracker package fails before anything is trained or written
     registries = build_registries(args.manager)
@@ -166,6 +173,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from harness.commands.leaderboard import check_leaderboard_dir
 
         check_leaderboard_dir(Path(cfg.leaderboard))
+    from harness.protocol.jobstore import check_root, store_root
+
+    check_root(store_root(cfg.job_store))  # an unwritable store fails before anything is written
     rundir.prepare(run_dir, run_info, args.resume, acc)  # refuse an existing run before announcing one
     pairs = len(plan.stage_jobs("pairs"))
     log.info(

@@ -59,6 +59,9 @@ class RunConfig:
     groupers: str = "affinity:tag,cluster:cka_linear"  # groupers whose groups are trained (NAME or NAME:PREDICTOR)
     leaderboard: str = ""  # a leaderboard folder the finished run is recorded in ("" = none); --leaderboard
     report_to: str = ""  # experiment trackers to log to (accelerate's): "" = none, "tensorboard"; --report-to
+    job_store: str = (
+        ""  # finished jobs shared across runs: "" = $HARNESS_JOB_STORE or $HARNESS_CACHE/jobs; "none" = off
+    )
 
     def __post_init__(self) -> None:
         checks = [
@@ -103,10 +106,10 @@ class RunConfig:
 
 
 #: Keys that change which jobs a run has, or what it reports, not what a job computes (left out of ``training_hash``).
-PROTOCOL_KEYS = ("seeds", "seed", "keep_best", "pairs", "groupers", "leaderboard", "report_to")
+PROTOCOL_KEYS = ("seeds", "seed", "keep_best", "pairs", "groupers", "leaderboard", "report_to", "job_store")
 
-#: Keys a ``--resume`` may change: where a run reports, not what it computes or which jobs it has.
-RESUMABLE_KEYS = ("report_to", "leaderboard")
+#: Keys a ``--resume`` may change: where a run reports or finds finished jobs, not what it computes.
+RESUMABLE_KEYS = ("report_to", "leaderboard", "job_store")
 
 PROFILES: dict[str, dict[str, Any]] = {
     # The tiny random-init model on a small data slice: a whole run in about a minute here.

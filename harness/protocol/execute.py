@@ -3,7 +3,8 @@
 As in accelerate's examples, the job builds what it needs itself: the plugin registries
 (cached per process), the ``Accelerator``, the data, the model. An executor only decides
 where and when ``execute`` runs; ``SequentialExecutor`` runs jobs one after another in this
-process and reuses every job whose ``result.json`` exists.
+process. Every executor asks ``finished_job`` before running a job (a result in the run
+directory or the job store) and calls ``publish_job`` after it (``release_job`` if it fails).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from harness.core.config import RunConfig
 from harness.errors import ConfigError
+from harness.protocol.jobstore import JobStore
 from harness.protocol.plan import JobSpec, PluginSpec
 from harness.protocol.results import JobResult
 
@@ -241,20 +243,87 @@ def _run_init(
     }
 
 
+def finished_job(job: JobSpec, job_dir: Path, store: JobStore | None, *, wait: bool = True) -> JobResult | None:
+    """The job's result when it is finished: in the run directory (``job_dir/result.json``), or in
+    the job store (then linked into ``job_dir``, with ``reused.json`` saying where from); else None.
+
+    On None with a store, the main process holds the job's store key until ``publish_job`` (or
+    ``release_job`` when the job fails): another run that needs the job waits for it instead of
+    training it too. While another process holds the key this waits for it; with ``wait=False``
+    it raises ``JobInProgress`` instead (an executor that holds other keys must not wait: two runs
+    claiming in opposite orders would wait for each other). Under a distributed launch every
+    rank calls it; the main process decides and broadcasts, so all ranks agree.
+    """
+    from accelerate import PartialState
+
+    from harness.errors import HarnessError
+
+    state = PartialState()
+    outcome: tuple[str, Any] = ("miss", None)
+    if state.is_main_process:  # the main process alone looks: it may be linking the entry in right now
+        try:
+            found = _look_up(job, job_dir, store, wait)
+            outcome = ("miss", None) if found is None else ("found", found.to_json())
+        except HarnessError as exc:  # JobInProgress, a damaged result.json: every rank raises it
+            outcome = ("error", exc)
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        box = [outcome]
+        broadcast_object_list(box, from_process=0)
+        outcome = box[0]
+    if outcome[0] == "error":
+        raise outcome[1]
+    return None if outcome[0] == "miss" else JobResult.from_json(outcome[1], job_dir / "result.json")
+
+
+def _look_up(job: JobSpec, job_dir: Path, store: JobStore | None, wait: bool) -> JobResult | None:
+    done = job_dir / "result.json"
+    if done.exists():
+        return JobResult.read(done)
+    return None if store is None else store.lookup(job, job_dir, wait=wait)
+
+
+def publish_job(job: JobSpec, job_dir: Path, result: JobResult, store: JobStore | None) -> None:
+    """Record a finished job: ``job_dir/result.json``, and the job store's entry (releasing the key).
+
+    Call it on every rank of a distributed launch: only the main process writes; the caller
+    synchronises the ranks afterwards if it needs to.
+    """
+    from accelerate import PartialState
+
+    from harness.protocol import rundir
+
+    if not PartialState().is_main_process:
+        return
+    rundir.write_json(job_dir / "result.json", result.to_json())
+    if store is not None:
+        store.publish(job, job_dir, result)
+
+
+def release_job(job: JobSpec, store: JobStore | None) -> None:
+    """Give up the store key ``finished_job`` claimed for a job that failed (no-op without a claim)."""
+    if store is not None:
+        store.release(job)
+
+
 class SequentialExecutor:
     """Runs jobs one after another in this process (all ranks together under a distributed launch).
 
-    A job whose ``jobs/<key>/result.json`` exists is read back, never run again; ``resume``
-    continues an unfinished job from its saved state. ``units`` estimates each job's cost for
-    the progress display.
+    A finished job (``finished_job``: in the run directory, or in the job ``store``) is read
+    back, never run again; ``resume`` continues an unfinished job from its saved state.
+    ``units`` estimates each job's cost for the progress display.
     """
 
-    def __init__(self, run_dir: Path, resume: bool, registries: Any, acc: Any, units: Any) -> None:
+    def __init__(
+        self, run_dir: Path, resume: bool, registries: Any, acc: Any, units: Any, store: JobStore | None = None
+    ) -> None:
         self.run_dir, self.resume, self.registries, self.acc, self.units = run_dir, resume, registries, acc, units
+        self.store = store
 
     def run(self, jobs: Sequence[JobSpec], stage: str) -> dict[str, JobResult]:
         from harness.core.trackers import run_tracking_dir
-        from harness.protocol import rundir
+        from harness.protocol.jobstore import reused_from
         from harness.training.progress import JobProgress, RunProgress
 
         results: dict[str, JobResult] = {}
@@ -267,27 +336,34 @@ class SequentialExecutor:
                 progress.plan(costs)
             for i, (job, cost) in enumerate(zip(jobs, costs, strict=True), 1):
                 job_dir = self.run_dir / "jobs" / job.key()
-                done = job_dir / "result.json"
                 label = f"{stage} [{i}/{len(jobs)}] {job.describe()}"
-                if done.exists():
-                    log.info("%s: finished before, reusing %s", label, done)
-                    results[job.key()] = JobResult.read(done)
+                found = finished_job(job, job_dir, self.store)
+                if found is not None:
+                    source = reused_from(job_dir)
+                    if source is not None:
+                        log.info("%s: reused from store %s", label, source)
+                    else:
+                        log.info("%s: finished before, reusing %s", label, job_dir / "result.json")
+                    results[job.key()] = found
                     if progress is not None:
                         progress.skip_job(cost)
                     continue
                 log.info("%s", label)
                 if progress is not None:
                     progress.start_job(label, cost, job.config.epochs)
-                result = execute(
-                    job,
-                    job_dir,
-                    resume=self.resume,
-                    progress=progress or JobProgress(),
-                    registries=self.registries,
-                    tracking_dir=run_tracking_dir(self.run_dir, job.config.report_to),
-                )
-                if self.acc.is_main_process:
-                    rundir.write_json(done, result.to_json())
+                try:
+                    result = execute(
+                        job,
+                        job_dir,
+                        resume=self.resume,
+                        progress=progress or JobProgress(),
+                        registries=self.registries,
+                        tracking_dir=run_tracking_dir(self.run_dir, job.config.report_to),
+                    )
+                except BaseException:
+                    release_job(job, self.store)
+                    raise
+                publish_job(job, job_dir, result, self.store)
                 self.acc.wait_for_everyone()
                 if progress is not None:
                     progress.finish_job()

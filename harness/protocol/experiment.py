@@ -6,7 +6,8 @@ pair (``--pairs``) -> the predictors -> the groups the groupers propose -> per-t
 every trained group -> the predictors' scores and the groupers' regret. Jobs are
 content-addressed inside the run directory: a finished job is never run again (a group
 proposed twice, or equal to the all-task group or a pair, is trained once), and ``--resume``
-continues an unfinished one from its last saved state.
+continues an unfinished one from its last saved state. Across run directories, the job store
+(``harness.protocol.jobstore``) holds finished jobs: a run reuses any job another run finished.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from harness.core.trackers import run_tracking_dir, tracker_run
 from harness.errors import DataError
 from harness.protocol.execute import SequentialExecutor, make_accelerator, remember_registries
 from harness.protocol.gaps import Outcomes, gap_by_size, gap_estimate, pair_gap_matrix
+from harness.protocol.jobstore import JobStore
 from harness.protocol.plan import JobSpec, Plan
 from harness.protocol.results import JobResult, RunResults
 
@@ -36,8 +38,10 @@ __all__ = ["check_data", "make_accelerator", "run_experiment"]
 
 def check_data(
     plan: Plan, tasks: dict[str, TaskSpec], cfg: RunConfig, acc: Any
-) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
-    """Load every split once before any training; return rows per stream and split, and artifacts.
+) -> tuple[dict[str, dict[str, int]], dict[str, Any], dict[str, str]]:
+    """Load every split once before any training; return rows per stream and split, artifacts, and
+    fingerprints ("<stream>/<split>" -> datasets fingerprint of the rows and label columns, after
+    the ``max_*_examples`` slice: what a job over the whole stream records in ``data_fingerprints``).
 
     Artifacts: ``train_sizes`` (labelled training rows per task), ``input_groups`` (stream key
     per task), ``train_labels`` (training labels per task, for the label-dependence baseline).
@@ -52,6 +56,7 @@ def check_data(
     sizes: dict[str, int] = {}
     groups: dict[str, str] = {}
     labels: dict[str, Any] = {}
+    prints: dict[str, str] = {}
     with acc.main_process_first():
         for stream in make_streams([tasks[t] for t in plan.tasks]):
             rows[stream.key] = {}
@@ -61,6 +66,7 @@ def check_data(
                 if dataset is None:
                     continue
                 rows[stream.key][split] = len(dataset)
+                prints[f"{stream.key}/{split}"] = dataset._fingerprint
                 for k, task in enumerate(stream.tasks):
                     values = dataset[f"label_{k}"]
                     labelled = is_labelled(task, values)
@@ -73,7 +79,31 @@ def check_data(
                             f"task {task.name!r} has no labelled row in split {split!r}{sliced}; it cannot be "
                             "trained or selected: label some rows, or leave the task out of --tasks"
                         )
-    return rows, {"train_sizes": sizes, "input_groups": groups, "train_labels": labels}
+    return rows, {"train_sizes": sizes, "input_groups": groups, "train_labels": labels}, prints
+
+
+def job_store(
+    plan: Plan, manager: PluginManager, registries: Registries, artifacts: dict[str, Any], prints: dict[str, str]
+) -> JobStore | None:
+    """The run's job store (``job_store`` config key; None when "none"), with what its keys share."""
+    from harness import __version__
+    from harness.protocol.jobstore import store_root
+    from harness.training.model import encoder_identity
+
+    root = store_root(plan.config.job_store)
+    if root is None:
+        return None
+
+    def version(entry: Any) -> str:
+        return f"{entry.plugin} {manager.versions.get(entry.plugin, 'unknown')}"
+
+    versions: dict[str, Any] = {"harness": __version__}
+    for name in plan.tasks:
+        task = registries.tasks.entry(name)
+        metrics = {m: version(registries.metrics.entry(m)) for m in task.value.metrics}
+        versions[name] = {"version": task.value.version, "plugin": version(task), "metrics": metrics}
+    encoder = encoder_identity(plan.config.model)
+    return JobStore(root, prints, artifacts["input_groups"], encoder, versions)
 
 
 def job_units(job: JobSpec, tasks: dict[str, TaskSpec], rows: dict[str, dict[str, int]]) -> float:
@@ -116,10 +146,11 @@ def run_experiment(
     acc = make_accelerator(cfg, run_tracking_dir(run_dir, cfg.report_to))
     remember_registries(plan.plugins, registries)
     tasks = {name: registries.tasks.get(name) for name in plan.tasks}
-    rows, artifacts = check_data(plan, tasks, cfg, acc)
+    rows, artifacts, prints = check_data(plan, tasks, cfg, acc)
+    store = job_store(plan, manager, registries, artifacts, prints)
     if acc.is_main_process:
         manager.notify("run_started", run_dir=str(run_dir), config=run_info, tasks=list(plan.tasks))
-    executor = SequentialExecutor(run_dir, resume, registries, acc, lambda job: job_units(job, tasks, rows))
+    executor = SequentialExecutor(run_dir, resume, registries, acc, lambda job: job_units(job, tasks, rows), store)
     results: dict[str, JobResult] = {}
     for stage in ("stl", "init", "all", "pairs"):
         results.update(executor.run(plan.stage_jobs(stage), stage))
@@ -157,10 +188,7 @@ def run_experiment(
         training={"loss_weighting": "equal", "epochs": cfg.epochs, "patience": cfg.patience},
         tasks=summary,
         groups=groups,
-        jobs={
-            k: {"kind": r.kind, "tasks": r.tasks, "seed": r.seed, "seconds": r.seconds}
-            for k, r in sorted(results.items())
-        },
+        jobs={k: _job_entry(r, run_dir / "jobs" / k) for k, r in sorted(results.items())},
         rows=rows,
         pair_gaps=None if G is None else {"tasks": list(plan.tasks), "seeds": list(plan.seeds), "values": G.tolist()},
         predictors={name: p.to_json() for name, p in predictors.items()},
@@ -178,6 +206,17 @@ def run_experiment(
             acc.log(RunResults.from_json(output).scalars(), step=0)
     acc.end_training()
     return output
+
+
+def _job_entry(r: JobResult, job_dir: Path) -> dict[str, Any]:
+    """results.json's line for one job; ``reused_from``: the job store entry it was reused from."""
+    from harness.protocol.jobstore import reused_from
+
+    entry: dict[str, Any] = {"kind": r.kind, "tasks": r.tasks, "seed": r.seed, "seconds": r.seconds}
+    source = reused_from(job_dir)
+    if source is not None:
+        entry["reused_from"] = source
+    return entry
 
 
 def pair_sweep_seconds(plan: Plan, results: Mapping[str, JobResult]) -> tuple[float, bool]:
