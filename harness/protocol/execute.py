@@ -1,15 +1,19 @@
 """``execute(spec, job_dir) -> JobResult``: run one job from its spec alone, in any process.
 
 As in accelerate's examples, the job builds what it needs itself: the plugin registries
-(cached per process), the ``Accelerator``, the data, the model. An executor only decides
-where and when ``execute`` runs; ``SequentialExecutor`` runs jobs one after another in this
-process and reuses every job whose ``result.json`` exists.
+(cached per process), the ``Accelerator``, the data, the model. An executor
+(``harness.protocol.executors``) only decides where and when ``execute`` runs. Every executor
+asks ``finished_job`` whether a job is done already, and hands a finished job's result to
+``publish_job`` and a failed job's error to ``record_failure``: the one place each of those
+decisions is made.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -26,6 +30,37 @@ log = logging.getLogger("harness")
 _REGISTRIES: dict[PluginSpec, Any] = {}
 
 FEATURES_FILE = "features.npy"
+RESULT_FILE, ERROR_FILE = "result.json", "error.json"
+
+
+def finished_job(job: JobSpec, job_dir: Path, store: Any = None) -> JobResult | None:
+    """The result of ``job`` when it finished before (``job_dir/result.json``), else None.
+
+    ``store`` (None: the run directory alone) is where finished jobs may also be found.
+    """
+    done = job_dir / RESULT_FILE
+    return JobResult.read(done) if done.exists() else None
+
+
+def publish_job(job: JobSpec, job_dir: Path, result: JobResult, store: Any = None) -> None:
+    """Record ``result`` as ``job``'s: ``job_dir/result.json`` (atomic); an earlier failure's error is removed."""
+    from harness.protocol import rundir
+
+    rundir.write_json(job_dir / RESULT_FILE, result.to_json())
+    (job_dir / ERROR_FILE).unlink(missing_ok=True)
+
+
+def record_failure(job: JobSpec, job_dir: Path, error: str, trace: str = "", store: Any = None) -> Path:
+    """Record that ``job`` failed: ``job_dir/error.json`` with the one-line ``error`` and the traceback.
+
+    A failed job has no ``result.json``, so ``--resume`` runs it again. Returns the file written.
+    """
+    from harness.protocol import rundir
+
+    path = job_dir / ERROR_FILE
+    info = {"job": job.key(), "describe": job.describe(), "error": error, "traceback": trace}
+    rundir.write_json(path, {**info, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return path
 
 
 def remember_registries(plugins: PluginSpec, registries: Any) -> None:
@@ -115,6 +150,8 @@ def execute(
         "processes": acc.num_processes,
         "device": str(acc.device),
         **peak_memory(acc.device),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
     }
     return JobResult(**values)
 
@@ -239,60 +276,3 @@ def _run_init(
         "observations": observations,
         "features": FEATURES_FILE,
     }
-
-
-class SequentialExecutor:
-    """Runs jobs one after another in this process (all ranks together under a distributed launch).
-
-    A job whose ``jobs/<key>/result.json`` exists is read back, never run again; ``resume``
-    continues an unfinished job from its saved state. ``units`` estimates each job's cost for
-    the progress display.
-    """
-
-    def __init__(self, run_dir: Path, resume: bool, registries: Any, acc: Any, units: Any) -> None:
-        self.run_dir, self.resume, self.registries, self.acc, self.units = run_dir, resume, registries, acc, units
-
-    def run(self, jobs: Sequence[JobSpec], stage: str) -> dict[str, JobResult]:
-        from harness.core.trackers import run_tracking_dir
-        from harness.protocol import rundir
-        from harness.training.progress import JobProgress, RunProgress
-
-        results: dict[str, JobResult] = {}
-        if not jobs:
-            return results
-        costs = [self.units(job) for job in jobs]
-        progress = RunProgress(len(jobs)) if self.acc.is_main_process else None
-        try:
-            if progress is not None:
-                progress.plan(costs)
-            for i, (job, cost) in enumerate(zip(jobs, costs, strict=True), 1):
-                job_dir = self.run_dir / "jobs" / job.key()
-                done = job_dir / "result.json"
-                label = f"{stage} [{i}/{len(jobs)}] {job.describe()}"
-                if done.exists():
-                    log.info("%s: finished before, reusing %s", label, done)
-                    results[job.key()] = JobResult.read(done)
-                    if progress is not None:
-                        progress.skip_job(cost)
-                    continue
-                log.info("%s", label)
-                if progress is not None:
-                    progress.start_job(label, cost, job.config.epochs)
-                result = execute(
-                    job,
-                    job_dir,
-                    resume=self.resume,
-                    progress=progress or JobProgress(),
-                    registries=self.registries,
-                    tracking_dir=run_tracking_dir(self.run_dir, job.config.report_to),
-                )
-                if self.acc.is_main_process:
-                    rundir.write_json(done, result.to_json())
-                self.acc.wait_for_everyone()
-                if progress is not None:
-                    progress.finish_job()
-                results[job.key()] = result
-        finally:
-            if progress is not None:
-                progress.close()
-        return results

@@ -1,0 +1,288 @@
+"""Executors: where and when the jobs of a plan run (``--executor``, config key ``executor``).
+
+- ``SequentialExecutor``: one job after another in this process (all ranks together under a
+  distributed launch). The default.
+- ``LocalExecutor``: ``workers`` jobs at once in worker processes of this machine
+  (``concurrent.futures.ProcessPoolExecutor``, "spawn"): one GPU each where GPUs exist; without
+  GPUs the cores are split between the workers (``torch.set_num_threads``).
+- ``RayExecutor``: each job a Ray task with its resource request (``job_cpus``, one GPU where
+  the cluster has GPUs, ``job_memory_gb``), rerun by Ray when its worker dies (``job_retries``).
+
+Every executor takes a batch of ``(stage, JobSpec)``, reuses the finished jobs
+(``finished_job``), publishes each result (``publish_job``), records each failure
+(``record_failure``) and goes on with the other jobs; ``check`` then raises ``JobsFailed``
+naming the failed ones. One ``RunProgress`` shows the whole run on the main process; workers
+report through a queue (``QueueProgress``) that the main process replays into it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.core.config import RunConfig
+from harness.errors import ConfigError, HarnessError, JobsFailed
+from harness.protocol.execute import RESULT_FILE, execute, finished_job, publish_job, record_failure
+from harness.protocol.plan import JobSpec
+from harness.protocol.results import JobResult
+from harness.training.progress import JobProgress, RunProgress
+
+log = logging.getLogger("harness")
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A job to run: its spec, folder, display label and estimated cost."""
+
+    job: JobSpec
+    job_dir: Path
+    label: str
+    cost: float
+
+    @property
+    def key(self) -> str:
+        return self.job_dir.name
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A job that failed in this invocation: its one-line error and the file that records it."""
+
+    label: str
+    error: str
+    path: Path
+
+    def line(self) -> str:
+        return f"{self.label}: {self.error} (see {self.path})"
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an error, after its type (a ``HarnessError``'s message says it all)."""
+    text = str(exc).strip().splitlines()
+    if isinstance(exc, HarnessError) and text:
+        return text[0]
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class Executor:
+    """What every executor shares: reuse, labels, progress, publication and failures."""
+
+    def __init__(self, run_dir: Path, resume: bool, units: Any, main: bool = True, store: Any = None) -> None:
+        self.run_dir, self.resume, self.units, self.store = run_dir.resolve(), resume, units, store
+        self.progress = RunProgress() if main else None
+        self.failures: list[Failure] = []
+        self.pending: dict[str, Pending] = {}
+
+    def run(self, batch: Sequence[tuple[str, JobSpec]]) -> dict[str, JobResult]:
+        """Run the jobs of ``batch`` (stage, spec) not finished before; their results by key (failed ones left out)."""
+        first: dict[str, tuple[str, JobSpec]] = {}
+        for stage, job in batch:  # a job listed twice (a pair equal to the all-task group) runs once
+            first.setdefault(job.key(), (stage, job))
+        unique = list(first.values())
+        costs = [self.units(job) for _, job in unique]
+        if self.progress is not None:
+            self.progress.add_jobs(costs)
+        results: dict[str, JobResult] = {}
+        todo: list[Pending] = []
+        for i, ((stage, job), cost) in enumerate(zip(unique, costs, strict=True), 1):
+            label = f"{stage} [{i}/{len(unique)}] {job.describe()}"
+            item = Pending(job, self.run_dir / "jobs" / job.key(), label, cost)
+            done = finished_job(job, item.job_dir, self.store)
+            if done is not None:
+                log.info("%s: finished before, reusing %s", item.label, item.job_dir / RESULT_FILE)
+                results[item.key] = done
+                if self.progress is not None:
+                    self.progress.skip_job(cost)
+                continue
+            todo.append(item)
+            self.pending[item.key] = item
+        if todo:
+            self._run(todo, results)
+        return results
+
+    def _run(self, todo: list[Pending], results: dict[str, JobResult]) -> None:
+        raise NotImplementedError
+
+    def _started(self, key: str) -> None:
+        item = self.pending[key]
+        log.info("%s", item.label)
+        if self.progress is not None:
+            self.progress.start_job(item.label, item.cost, item.job.config.epochs, key)
+
+    def _finished(self, item: Pending, result: JobResult, results: dict[str, JobResult], publish: bool = True) -> None:
+        if publish:
+            publish_job(item.job, item.job_dir, result, self.store)
+        results[item.key] = result
+        self.pending.pop(item.key, None)
+        if self.progress is not None:
+            self.progress.finish_job(item.key)
+
+    def _failed(self, item: Pending, error: str, trace: str = "") -> None:
+        path = record_failure(item.job, item.job_dir, error, trace, self.store)
+        log.error("%s failed: %s", item.label, error)
+        self.failures.append(Failure(item.label, error, path))
+        self.pending.pop(item.key, None)
+        if self.progress is not None:
+            self.progress.finish_job(item.key, failed=True)
+
+    def _replay(self, message: tuple[Any, ...]) -> None:
+        """A worker's progress report (``QueueProgress``), into the run's display."""
+        key, kind, *args = message
+        if kind == "start":
+            self._started(key)
+        elif self.progress is not None and key in self.progress.running:
+            view = self.progress.job(key)
+            if kind == "phase":
+                view.phase(*args)
+            elif kind == "advance":
+                view.advance(*args)
+            elif kind == "resume":
+                view.resume(*args)
+
+    def check(self) -> None:
+        """Raise ``JobsFailed`` naming every job that failed so far, one line each."""
+        if self.failures:
+            lines = "\n".join(f"  {f.line()}" for f in self.failures)
+            raise JobsFailed(
+                f"{len(self.failures)} job(s) failed; the others finished. Fix the cause and continue with "
+                f"--output {self.run_dir} --resume (only the missing jobs run):\n{lines}"
+            )
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+
+
+class SequentialExecutor(Executor):
+    """Runs jobs one after another in this process (all ranks together under a distributed launch).
+
+    With ``threads`` (config ``job_cpus``), jobs run with that many torch threads. A failed job
+    is recorded and the next one runs; under a distributed launch a job's error
+    stops the run instead (the ranks must stay in step).
+    """
+
+    def __init__(
+        self, run_dir: Path, resume: bool, registries: Any, acc: Any, units: Any, threads: int = 0, store: Any = None
+    ) -> None:
+        super().__init__(run_dir, resume, units, acc.is_main_process, store)
+        self.registries, self.acc, self.threads = registries, acc, threads
+
+    def _run(self, todo: list[Pending], results: dict[str, JobResult]) -> None:
+        from harness.core.trackers import run_tracking_dir
+
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)  # as a worker would: the same reductions, the same floats
+        for item in todo:
+            self._started(item.key)
+            progress = self.progress.job(item.key) if self.progress is not None else JobProgress()
+            try:
+                result = execute(
+                    item.job,
+                    item.job_dir,
+                    resume=self.resume,
+                    progress=progress,
+                    registries=self.registries,
+                    tracking_dir=run_tracking_dir(self.run_dir, item.job.config.report_to),
+                )
+            except Exception as exc:  # noqa: BLE001 -- a failed job is recorded; the other jobs go on
+                if self.acc.num_processes > 1:
+                    raise
+                self._failed(item, one_line(exc), traceback.format_exc())
+                continue
+            self.acc.wait_for_everyone()
+            self._finished(item, result, results, publish=self.acc.is_main_process)
+            self.acc.wait_for_everyone()
+
+
+class QueueProgress(JobProgress):
+    """A worker's ``JobProgress``: reports go to the main process through ``queue`` (its ``put``),
+    steps gathered for ``every`` seconds, as tuples ``(key, kind, *args)``."""
+
+    def __init__(self, queue: Any, key: str, every: float = 0.5) -> None:
+        self.queue, self.key, self.every = queue, key, every
+        self.rows, self.steps, self.train, self.last = 0, 0, True, time.monotonic()
+        self._send("start")
+
+    def _send(self, *message: Any) -> None:
+        self.queue.put((self.key, *message))
+
+    def phase(self, description: str, batches: int) -> None:
+        self.flush()
+        self._send("phase", description, batches)
+
+    def advance(self, rows: int, train: bool) -> None:
+        if self.steps and train != self.train:
+            self.flush()
+        self.rows, self.steps, self.train = self.rows + rows, self.steps + 1, train
+        if time.monotonic() - self.last >= self.every:
+            self.flush()
+
+    def resume(self, epochs_done: int) -> None:
+        self.flush()
+        self._send("resume", epochs_done)
+
+    def flush(self) -> None:
+        if self.steps:
+            self._send("advance", self.rows, self.train, self.steps)
+        self.rows, self.steps, self.last = 0, 0, time.monotonic()
+
+
+def run_in_worker(
+    job: JobSpec, job_dir: Path, resume: bool, tracking_dir: Path | None, threads: int, queue: Any
+) -> JobResult:
+    """``execute`` in a worker process with ``threads`` torch threads, its progress sent through ``queue``."""
+    import torch
+
+    torch.set_num_threads(threads)
+    progress = QueueProgress(queue, job.key())
+    try:
+        return execute(job, job_dir, resume=resume, progress=progress, tracking_dir=tracking_dir)
+    finally:
+        progress.flush()
+
+
+def job_threads(workers: int) -> int:
+    """Torch threads per job when ``workers`` jobs share this machine's cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // workers)
+
+
+def make_executor(cfg: RunConfig, run_dir: Path, resume: bool, registries: Any, acc: Any, units: Any) -> Executor:
+    """The executor ``cfg.executor`` names (``check_executor`` has accepted it)."""
+    if cfg.executor == "local":
+        from harness.protocol.pool import LocalExecutor
+
+        return LocalExecutor(run_dir, resume, units, cfg)
+    if cfg.executor == "ray":
+        from harness.protocol.pool import RayExecutor
+
+        return RayExecutor(run_dir, resume, units, cfg)
+    return SequentialExecutor(run_dir, resume, registries, acc, units, cfg.job_cpus)
+
+
+def check_executor(cfg: RunConfig, num_processes: int) -> None:
+    """Refuse an executor that cannot run here, before anything is written.
+
+    ``local`` and ``ray`` run each job in a process of its own on one device; under a
+    distributed launch (several processes already) they are refused: a job's several GPUs come
+    from the launch, with the sequential executor.
+    """
+    if cfg.executor != "sequential" and num_processes > 1:
+        raise ConfigError(
+            f"--executor {cfg.executor} runs each job in its own worker process and cannot run under a distributed "
+            f"launch ({num_processes} processes): drop the launcher (torchrun, accelerate launch), or keep it with "
+            "--executor sequential (each job on all the launched processes)"
+        )
+    if cfg.executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError("--executor ray needs Ray: pip install 'harness[ray]' (or pip install ray)")
