@@ -222,3 +222,57 @@ def test_a_killed_ray_worker_job_is_retried(tmp_path, fault_dir, local_ray):
     assert main(["run", *FAULTY, "--stages", "stl", "--output", str(run), "--executor", "ray"]) == 0
     assert not (fault_dir / "kill").exists()
     assert len(list((run / "jobs").glob("*/result.json"))) == 2
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = {int(c) for c in (task / "children").read_text().split()}
+        except OSError:
+            continue
+        for child in children:
+            out |= {child, *_descendants(child)}
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_ctrl_c_stops_every_worker(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import subprocess_env
+
+    args = ["run", "--tasks", "toy.colour,toy.size,toy.score", "--profile", "smoke", "--stages", "stl"]
+    args += ["--set", "epochs=50", "--output", str(tmp_path / "run"), "--executor", "local", "--workers", "2"]
+    env = subprocess_env(HARNESS_PLUGIN_MODULES="toy", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *args], env=env, stderr=subprocess.PIPE, text=True)
+    lines = []
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until both workers run a job
+        lines.append(line)
+        if sum("INFO stl [" in seen for seen in lines) >= 2:
+            break
+    workers = _descendants(proc.pid)
+    assert len([p for p in workers if _alive(p)]) >= 2, "".join(lines)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=60)[1]
+    assert proc.returncode != 0
+    assert "--resume" in rest  # how to continue
+    deadline = time.monotonic() + 10  # multiprocessing's resource tracker leaves once its pipe closes
+    while [p for p in workers if _alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = {p: Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")[:200] for p in workers if _alive(p)}
+    assert not left  # no orphan worker

@@ -255,19 +255,6 @@ def job_threads(workers: int) -> int:
     return max(1, cores // workers)
 
 
-def make_executor(cfg: RunConfig, run_dir: Path, resume: bool, registries: Any, acc: Any, units: Any) -> Executor:
-    """The executor ``cfg.executor`` names (``check_executor`` has accepted it)."""
-    if cfg.executor == "local":
-        from harness.protocol.pool import LocalExecutor
-
-        return LocalExecutor(run_dir, resume, units, cfg)
-    if cfg.executor == "ray":
-        from harness.protocol.pool import RayExecutor
-
-        return RayExecutor(run_dir, resume, units, cfg)
-    return SequentialExecutor(run_dir, resume, registries, acc, units, cfg.job_cpus)
-
-
 def check_executor(cfg: RunConfig, num_processes: int) -> None:
     """Refuse an executor that cannot run here, before anything is written.
 

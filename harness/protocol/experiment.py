@@ -25,7 +25,7 @@ from harness.core.plugins import PluginManager, Registries
 from harness.core.trackers import run_tracking_dir, tracker_run
 from harness.errors import DataError
 from harness.protocol.execute import make_accelerator, remember_registries
-from harness.protocol.executors import make_executor
+from harness.protocol.executors import Executor, SequentialExecutor
 from harness.protocol.gaps import Outcomes, gap_by_size, gap_estimate, pair_gap_matrix
 from harness.protocol.plan import JobSpec, Plan
 from harness.protocol.results import JobResult, RunResults
@@ -89,6 +89,19 @@ def job_units(job: JobSpec, tasks: dict[str, TaskSpec], rows: dict[str, dict[str
         sizes = rows.get(stream.key, {})
         total += TRAIN_UNITS * sizes.get("train", 0) + EVAL_UNITS * (sizes.get("dev", 0) + sizes.get("test", 0))
     return total * job.config.epochs
+
+
+def make_executor(cfg: RunConfig, run_dir: Path, resume: bool, registries: Any, acc: Any, units: Any) -> Executor:
+    """The executor ``cfg.executor`` names (``check_executor`` has accepted it)."""
+    if cfg.executor == "local":
+        from harness.protocol.pool import LocalExecutor
+
+        return LocalExecutor(run_dir, resume, units, cfg)
+    if cfg.executor == "ray":
+        from harness.protocol.pool import RayExecutor
+
+        return RayExecutor(run_dir, resume, units, cfg)
+    return SequentialExecutor(run_dir, resume, registries, acc, units, cfg.job_cpus)
 
 
 def run_experiment(
