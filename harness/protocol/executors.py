@@ -80,7 +80,8 @@ class Executor:
         self.pending: dict[str, Pending] = {}
 
     def run(self, batch: Sequence[tuple[str, JobSpec]]) -> dict[str, JobResult]:
-        """Run the jobs of ``batch`` (stage, spec) not finished before; their results by key (failed ones left out)."""
+        """Run the jobs of ``batch`` (stage, spec) not finished before; their results by key, in ``batch``'s
+        order (failed ones left out: see ``failures``)."""
         first: dict[str, tuple[str, JobSpec]] = {}
         for stage, job in batch:  # a job listed twice (a pair equal to the all-task group) runs once
             first.setdefault(job.key(), (stage, job))
@@ -104,7 +105,7 @@ class Executor:
             self.pending[item.key] = item
         if todo:
             self._run(todo, results)
-        return results
+        return {key: results[key] for key in first if key in results}  # plan order, whatever finished first
 
     def _run(self, todo: list[Pending], results: dict[str, JobResult]) -> None:
         raise NotImplementedError
