@@ -37,6 +37,10 @@ class RunError(HarnessError):
     """A run cannot start or continue (existing output, missing state to resume, ...)."""
 
 
+class JobsFailed(RunError):
+    """Jobs of a run failed (each recorded in ``jobs/<key>/error.json``); the others finished."""
+
+
 class AnalysisError(HarnessError, ValueError):
     """An analysis is undefined on its input (constant representation, zero gradient, too few rows, ...).
 

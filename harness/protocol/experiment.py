@@ -25,7 +25,8 @@ from harness.core.config import RunConfig
 from harness.core.plugins import PluginManager, Registries
 from harness.core.trackers import run_tracking_dir, tracker_run
 from harness.errors import DataError
-from harness.protocol.execute import SequentialExecutor, make_accelerator, remember_registries
+from harness.protocol.execute import make_accelerator, remember_registries
+from harness.protocol.executors import Executor, SequentialExecutor
 from harness.protocol.gaps import Outcomes, gap_by_size, gap_estimate, pair_gap_matrix
 from harness.protocol.jobstore import JobStore
 from harness.protocol.plan import JobSpec, Plan
@@ -120,6 +121,21 @@ def job_units(job: JobSpec, tasks: dict[str, TaskSpec], rows: dict[str, dict[str
     return total * job.config.epochs
 
 
+def make_executor(
+    cfg: RunConfig, run_dir: Path, resume: bool, registries: Any, acc: Any, units: Any, store: JobStore | None
+) -> Executor:
+    """The executor ``cfg.executor`` names (``check_executor`` has accepted it), using the job ``store``."""
+    if cfg.executor == "local":
+        from harness.protocol.pool import LocalExecutor
+
+        return LocalExecutor(run_dir, resume, units, cfg, store)
+    if cfg.executor == "ray":
+        from harness.protocol.pool import RayExecutor
+
+        return RayExecutor(run_dir, resume, units, cfg, store)
+    return SequentialExecutor(run_dir, resume, registries, acc, units, cfg.job_cpus, store)
+
+
 def run_experiment(
     plan: Plan,
     manager: PluginManager,
@@ -150,23 +166,27 @@ def run_experiment(
     store = job_store(plan, manager, registries, artifacts, prints)
     if acc.is_main_process:
         manager.notify("run_started", run_dir=str(run_dir), config=run_info, tasks=list(plan.tasks))
-    executor = SequentialExecutor(run_dir, resume, registries, acc, lambda job: job_units(job, tasks, rows), store)
-    results: dict[str, JobResult] = {}
-    for stage in ("stl", "init", "all", "pairs"):
-        results.update(executor.run(plan.stage_jobs(stage), stage))
-    outcomes = Outcomes(results)
     primary = {
         t: (tasks[t].metrics[0], registries.metrics.get(tasks[t].metrics[0]).higher_is_better) for t in plan.tasks
     }
-    G = pair_gap_matrix(plan.tasks, plan.seeds, outcomes, primary) if "pairs" in plan.stages else None
-    artifacts.update(_artifacts(plan, results, run_dir))
-    predictors = compute_predictors(plan, tasks, registries, artifacts)
-    matrices = {name: p.matrix for name, p in predictors.items() if p.matrix is not None}
-    proposals, failures = propose_groups(plan, tasks, registries, matrices, G)
-    new_groups = [g for g in _groups_of(proposals) if not outcomes.trained(g)]
-    results.update(executor.run(plan.stage_jobs("groups", new_groups), "groups"))
+    executor = make_executor(cfg, run_dir, resume, registries, acc, lambda job: job_units(job, tasks, rows), store)
+    try:
+        # stl, init, all and pairs need nothing from each other: one batch; the groups need the predictors
+        first = [(stage, job) for stage in ("stl", "init", "all", "pairs") for job in plan.stage_jobs(stage)]
+        results = executor.run(first)
+        executor.check()
+        outcomes = Outcomes(results)
+        G = pair_gap_matrix(plan.tasks, plan.seeds, outcomes, primary) if "pairs" in plan.stages else None
+        artifacts.update(_artifacts(plan, results, run_dir))
+        predictors = compute_predictors(plan, tasks, registries, artifacts)
+        matrices = {name: p.matrix for name, p in predictors.items() if p.matrix is not None}
+        proposals, failures = propose_groups(plan, tasks, registries, matrices, G)
+        new_groups = [g for g in _groups_of(proposals) if not outcomes.trained(g)]
+        results.update(executor.run([("groups", job) for job in plan.stage_jobs("groups", new_groups)]))
+        executor.check()
+    finally:
+        executor.close()
     outcomes = Outcomes(results)
-
     summary = summarise(plan, tasks, registries, outcomes)
     groups = []
     for key, order in sorted(outcomes.order.items(), key=lambda kv: (len(kv[1]), kv[1])):
