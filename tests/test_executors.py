@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from harness.cli import main
 from harness.core.config import PROTOCOL_KEYS, RESUMABLE_KEYS, RunConfig
 from harness.errors import ConfigError
+from harness.protocol.execute import publish_job
 from harness.protocol.executors import Executor, QueueProgress, check_executor
 from harness.protocol.jobstore import JobStore
 from harness.protocol.plan import JobSpec
@@ -75,6 +77,37 @@ def test_a_batch_runs_each_job_once_and_reuses_finished_jobs(tmp_path):
     assert again.progress is not None and again.progress.jobs_done == 2
     first.close()
     again.close()
+
+
+def test_a_job_another_run_trains_is_asked_again_then_reused(tmp_path):
+    """Held by another run: put back, the other jobs run first, then (holding no key) the run waits
+    for it and reuses what the other run published; it never trains it itself."""
+    import threading
+
+    cfg = RunConfig()
+    held, free = JobSpec("stl", ("a",), 0, cfg), JobSpec("stl", ("b",), 0, cfg)
+    store = JobStore(tmp_path / "store", streams={"a": "x", "b": "x"})
+    other = tmp_path / "other" / "jobs" / held.key()
+    executor = _Recording(tmp_path / "run", store)
+    claimed = threading.Event()
+
+    def other_run() -> None:  # another thread: filelock refuses a second lock of one file in one thread
+        assert store.lookup(held, other, wait=False) is None  # the other run claims the job
+        claimed.set()
+        while free.key() not in executor.ran:  # this run goes on with its other job meanwhile
+            time.sleep(0.05)
+        time.sleep(0.3)
+        publish_job(held, other, _result(held), store)  # the other run publishes: its key is released
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    claimed.wait()
+    results = executor.run([("stl", held), ("stl", free)])
+    thread.join()
+    assert executor.ran == [free.key()] and list(results) == [held.key(), free.key()]  # plan order
+    assert json.loads((tmp_path / "run" / "jobs" / held.key() / "reused.json").read_text())["store_key"]
+    assert not executor.pending and not executor.held
+    executor.close()
 
 
 def test_worker_progress_reaches_the_run_display():
@@ -160,6 +193,27 @@ def test_sequential_local_and_ray_give_identical_results(tmp_path, local_ray):
     for name in ("local", "ray"):
         pids = _pids(runs[name])
         assert len(pids) >= 2 and os.getpid() not in pids, (name, pids)  # really in other processes
+
+
+@pytest.mark.slow
+def test_local_runs_sharing_a_job_store_train_each_job_once(tmp_path, plugin_env):
+    """Workers write into the job folders; the main process publishes them: a second run with
+    its own run directory reuses every job of the first and gives the same results."""
+    store = tmp_path / "jobs"
+    runs = [tmp_path / "one", tmp_path / "two"]
+    args = ["run", *TOY, "--executor", "local", "--workers", "2"]
+    for run in runs:
+        assert main([*args, "--output", str(run), "--job-store", str(store)]) == 0
+    one, two = (json.loads((run / "results.json").read_text()) for run in runs)
+    assert len(one["jobs"]) == 8 and not any("reused_from" in job for job in one["jobs"].values())  # 3+1+1+3
+    assert all(Path(job["reused_from"]).parent == store.resolve() for job in two["jobs"].values())
+    assert not list((runs[1] / "jobs").glob("*/best")) and not list((runs[1] / "jobs").glob("*/state"))
+    entries = [p for p in store.iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 8 and len(list(store.glob("*/features.npy"))) == 4  # 3 STL + init: what workers wrote
+    for results in (one, two):
+        for job in results["jobs"].values():
+            job.pop("reused_from", None)
+    assert _strip(two) == _strip(one)  # the same metrics, gaps and predictor matrices
 
 
 @pytest.fixture
