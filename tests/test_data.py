@@ -107,3 +107,32 @@ def test_collator_pads_dynamically_and_stacks_labels():
     reg = tokenize(stream_split(streams[1], "train", LoadContext()), streams[1], tokenizer, 64, False)
     labels = Collator(tokenizer, streams[1])([reg[i] for i in range(3)])["labels"]["t.score"]
     assert labels.dtype == torch.float32 and math.isnan(labels[1]) and labels[2] == 2.0
+
+
+def test_content_fingerprint_follows_the_data_not_its_location(tmp_path):
+    """The data fingerprint the leaderboard compares: equal for a copy elsewhere, different after an edit
+    (``datasets``' own fingerprint of a file hashes its path and modification time)."""
+    import shutil
+
+    from harness.api import LoadContext
+    from harness.core.plugins import build_registries, new_manager
+    from harness.data.streams import content_fingerprint, make_streams, stream_split
+    from tests.conftest import GLUE_DIR
+
+    task = build_registries(new_manager()).tasks.get("rte")
+    shutil.copytree(GLUE_DIR / "RTE", tmp_path / "copy" / "RTE")
+    shutil.copytree(GLUE_DIR / "RTE", tmp_path / "edited" / "RTE")
+    train = tmp_path / "edited" / "RTE" / "train.tsv"
+    lines = train.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[1] = lines[1].replace("\t", "\tX", 1)  # one character of the first example's text
+    train.write_text("".join(lines), encoding="utf-8")
+
+    def fingerprints(root):
+        (stream,) = make_streams([task])
+        ctx = LoadContext(data_dir=root, seed=0, profile="smoke")
+        dataset = stream_split(stream, "train", ctx, 0)
+        return content_fingerprint(dataset), dataset._fingerprint
+
+    original, copy, edited = fingerprints(GLUE_DIR), fingerprints(tmp_path / "copy"), fingerprints(tmp_path / "edited")
+    assert original[0] == copy[0] and original[1] != copy[1]  # same rows: same content fingerprint, another path
+    assert edited[0] != original[0]

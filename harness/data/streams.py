@@ -177,6 +177,27 @@ def check_labels(task: TaskSpec, values: Sequence[Any], split: str) -> None:
             )
 
 
+def content_fingerprint(dataset: datasets.Dataset) -> str:
+    """sha256 (first 16 hex digits) of a dataset's schema and every row, in order.
+
+    ``datasets``' own fingerprint of a table read from files hashes their paths and modification
+    times, so the same data in another folder, or a fresh copy of it, gets another one. This
+    hashes the Arrow IPC stream of the rows the dataset selects (a slice's indices applied):
+    equal data gives an equal fingerprint wherever it lives, and any edit changes it. Linear in
+    the data's size (hashlib over the Arrow buffers).
+    """
+    import pyarrow as pa
+
+    table = dataset.with_format("arrow")[:]
+    table = table.replace_schema_metadata(None)  # datasets stores its own (path-based) fingerprint there
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    digest = hashlib.sha256(json.dumps(dataset.features.to_dict(), sort_keys=True).encode())
+    digest.update(sink.getvalue())
+    return digest.hexdigest()[:16]
+
+
 def tokenizer_fingerprint(tokenizer: Any) -> str:
     """Hash of the vocabulary and pipeline, without the per-call truncation/padding state."""
     backend = getattr(tokenizer, "backend_tokenizer", None)

@@ -105,7 +105,7 @@ class TaskRecord(_Model):
     name: str
     version: str
     data_fingerprint: str  # sha256 (16 hex) over the fingerprints of every split the task's STL jobs used
-    split_fingerprints: dict[str, str]  # "<stream>/<split>" -> datasets fingerprint
+    split_fingerprints: dict[str, str]  # "<stream>/<split>" -> content fingerprint (sha256 of its rows)
     split: Literal["test", "dev"]  # where its reported metrics come from
     primary_metric: str
     higher_is_better: bool

@@ -158,7 +158,7 @@ def write_manifest(run_dir: Path, manager: Any, acc: Any, cfg: Any, results: dic
         "plugins": {name: manager.versions.get(name, "unknown") for name in manager.names()},
         "git_revision": git_revision(),
         "encoder": encoder_identity(cfg.model),
-        # per job: "<stream>/<split>" -> datasets fingerprint of the rows and label columns it trained on
+        # per job: "<stream>/<split>" -> content fingerprint of the rows and label columns it trained on
         "data_fingerprints": {key: r.get("data_fingerprints", {}) for key, r in sorted(results.items())},
         "seeds": cfg.seed_list,
         "config_hash": cfg.training_hash(),

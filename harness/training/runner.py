@@ -27,7 +27,16 @@ from harness.api import MISSING_LABEL, LoadContext, ProblemType, TaskSpec
 from harness.core.config import RunConfig
 from harness.core.registry import Registry
 from harness.core.trackers import epoch_values, tracker_run
-from harness.data.streams import Collator, Stream, is_labelled, make_streams, split_batch, stream_split, tokenize
+from harness.data.streams import (
+    Collator,
+    Stream,
+    content_fingerprint,
+    is_labelled,
+    make_streams,
+    split_batch,
+    stream_split,
+    tokenize,
+)
 from harness.data.textfile import read_text
 from harness.errors import RunError
 from harness.training.model import HeadSpec, build_model, task_loss_sum
@@ -44,7 +53,7 @@ class JobData:
     streams: list[Stream]
     train: list[Any]  # tokenized datasets, one per stream
     eval: dict[str, list[tuple[Stream, Any]]]  # split -> (stream, tokenized dataset)
-    fingerprints: dict[str, str]  # "<stream>/<split>" -> datasets fingerprint
+    fingerprints: dict[str, str]  # "<stream>/<split>" -> content fingerprint (streams.content_fingerprint)
 
 
 def prepare_data(
@@ -58,7 +67,7 @@ def prepare_data(
                 dataset = stream_split(stream, split, ctx, cfg.example_limit(split)[1])
                 if dataset is None:
                     continue
-                prints[f"{stream.key}/{split}"] = dataset._fingerprint
+                prints[f"{stream.key}/{split}"] = content_fingerprint(dataset)
                 tokenized = tokenize(dataset, stream, tokenizer, cfg.max_length, acc.is_main_process)
                 (train.append(tokenized) if split == "train" else evals[split].append((stream, tokenized)))
     return JobData(streams, train, {k: v for k, v in evals.items() if v}, prints)
