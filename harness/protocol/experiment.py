@@ -50,7 +50,7 @@ def check_data(
     dev split (after the ``max_*_examples`` slice): such a task cannot be trained or selected.
     A task without labelled test rows is reported on dev.
     """
-    from harness.data.streams import is_labelled, make_streams, stream_split
+    from harness.data.streams import content_fingerprint, is_labelled, make_streams, stream_split
 
     ctx = plan.load.context()
     rows: dict[str, dict[str, int]] = {}
@@ -67,7 +67,7 @@ def check_data(
                 if dataset is None:
                     continue
                 rows[stream.key][split] = len(dataset)
-                prints[f"{stream.key}/{split}"] = dataset._fingerprint
+                prints[f"{stream.key}/{split}"] = content_fingerprint(dataset)
                 for k, task in enumerate(stream.tasks):
                     values = dataset[f"label_{k}"]
                     labelled = is_labelled(task, values)
