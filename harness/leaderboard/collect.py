@@ -277,15 +277,14 @@ def _predictors(results: RunResults) -> list[PredictorRecord]:
 def _pair_gaps(data: dict[str, Any] | None) -> PairGaps | None:
     if not data:
         return None
+    import warnings
+
     import numpy as np
 
     from harness.protocol.results import nan_to_none, none_to_nan
 
     values = none_to_nan(data["values"])
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a pair no seed measured: all-NaN mean
-            mean = np.nanmean(values, axis=0) if len(values) else values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a pair no seed measured: all-NaN mean
+        mean = np.nanmean(values, axis=0) if len(values) else values
     return PairGaps(tasks=data["tasks"], seeds=data["seeds"], mean=nan_to_none(mean), values=nan_to_none(values))

@@ -40,6 +40,7 @@ from harness.leaderboard.page import (
     predictor_table,
 )
 from harness.leaderboard.records import RunRecord
+from harness.protocol.rundir import chmod_as_umask
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -74,9 +75,7 @@ def render(
         raise LeaderboardError(f"{out}: cannot create a folder beside it: {exc.strerror or exc}") from None
     try:
         written = _write(tmp, sections)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private
+        chmod_as_umask(tmp, 0o777)  # mkdtemp makes it private
         _swap(tmp, out)
     finally:
         if tmp.exists():

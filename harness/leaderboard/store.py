@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from harness.errors import LeaderboardError
 from harness.leaderboard.records import SCHEMA_VERSION, RunRecord
+from harness.protocol.rundir import chmod_as_umask
 
 log = logging.getLogger("harness")
 
@@ -59,9 +60,7 @@ def write_record(directory: Path, record: RunRecord) -> Path:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        chmod_as_umask(Path(tmp), 0o666)
         _link(Path(tmp), target)
     finally:
         Path(tmp).unlink(missing_ok=True)
