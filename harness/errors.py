@@ -51,3 +51,8 @@ class AnalysisError(HarnessError, ValueError):
 
 class LeaderboardError(HarnessError):
     """A leaderboard record or baseline is missing, invalid, or not comparable."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch scheduler, torchrun stopping its ranks), handled as Ctrl-C is: the
+    same cleanup runs, and the command exits with 143."""

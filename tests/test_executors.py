@@ -302,7 +302,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
-def test_ctrl_c_stops_every_worker(tmp_path):
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_ctrl_c_stops_every_worker(tmp_path, signame):
+    """Ctrl-C and SIGTERM stop the run cleanly (exit 130 / 143, how to resume); after SIGKILL of the
+    main process its workers die too (PR_SET_PDEATHSIG): in every case no worker is left training."""
     import signal
     import subprocess
     import sys
@@ -323,10 +326,13 @@ def test_ctrl_c_stops_every_worker(tmp_path):
     workers = _descendants(proc.pid)
     assert len([p for p in workers if _alive(p)]) >= 2, "".join(lines)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     rest = proc.communicate(timeout=60)[1]
-    assert proc.returncode != 0
-    assert "--resume" in rest  # how to continue
+    if signame == "SIGKILL":
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[signame], rest
+        assert "--resume" in rest  # how to continue
     deadline = time.monotonic() + 10  # multiprocessing's resource tracker leaves once its pipe closes
     while [p for p in workers if _alive(p)] and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -11,16 +11,20 @@ the main process sees) and return the result, which the main process publishes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
+import sys
+import threading
 import traceback
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from harness.core.config import RunConfig
 from harness.core.trackers import run_tracking_dir
-from harness.errors import ConfigError
+from harness.errors import ConfigError, Terminated
 from harness.protocol.executors import Executor, Pending, job_threads, one_line, run_in_worker
 from harness.protocol.jobstore import JobStore
 from harness.protocol.results import JobResult
@@ -32,11 +36,25 @@ _WORKER: dict[str, Any] = {}  # this worker process's queue and threads (set by 
 
 def _init_worker(queue: Any, threads: int, gpus: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it stops the workers
+    _die_with_parent()
     if gpus is not None:
         import os
 
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())  # before torch initialises CUDA
     _WORKER.update(queue=queue, threads=threads)
+
+
+def _die_with_parent() -> None:
+    """Linux: this worker gets SIGTERM when the main process dies, even by SIGKILL (``prctl``'s
+    ``PR_SET_PDEATHSIG``), so no orphan worker goes on training into the run directory."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no prctl in this libc: the worker ends with its pipe instead
+        return
 
 
 def _local_job(job: Any, job_dir: Path, resume: bool, tracking_dir: Path | None) -> JobResult:
@@ -120,7 +138,10 @@ class LocalExecutor(Executor):
                     futures[pool.submit(_local_job, item.job, item.job_dir, self.resume, tracking)] = item
             if not futures:
                 return broken
-            done, _ = wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)
+            with _signals_deferred() as stop:  # Ctrl-C is raised after the wait, not inside it
+                done, _ = wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)
+            if stop:
+                raise stop[0]
             self._drain(queue)
             for future in done:
                 item = futures.pop(future)
@@ -156,6 +177,34 @@ class LocalExecutor(Executor):
                 self._replay(queue.get_nowait())
             except queues.Empty:
                 return
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[list[BaseException]]:
+    """Within the block, SIGINT and SIGTERM only note their exception (``KeyboardInterrupt``,
+    ``Terminated``) in the list yielded; the caller raises it after the block.
+
+    Raised where the signal lands, a ``KeyboardInterrupt`` can leave futures' locks held inside
+    ``concurrent.futures.wait`` (it acquires every future's condition before the ``with`` that
+    releases them), and the pool's manager thread then waits for such a lock forever at exit: a
+    run that hung after Ctrl-C (seen once in about twenty tries). Outside the main thread
+    (no signal handlers there) this does nothing.
+    """
+    stop: list[BaseException] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def note(signum: int, frame: object) -> None:
+        if not stop:
+            stop.append(Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
+
+    before = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _stop(pool: Any) -> None:
