@@ -76,6 +76,22 @@ def test_second_run_reuses_every_job(first, store, tmp_path, toy_env, capsys):
     assert f"4 of 4 jobs reused from store {store.resolve()}" in capsys.readouterr().err
 
 
+def test_a_fully_reused_run_keeps_its_leaderboard_record(first, store, tmp_path, toy_env, capsys):
+    """Every job reused: the same job results as the first run, so the leaderboard keeps the first
+    run's record instead of counting the same measurements twice; a new seed trains and records."""
+    board = tmp_path / "board"
+    assert main(["leaderboard", "add", str(first[0]), "--dir", str(board)]) == 0
+    capsys.readouterr()
+    run(tmp_path / "run2", store, "--leaderboard", str(board))
+    said = capsys.readouterr()
+    assert "already on the leaderboard (the same job results, resumed or reused)" in said.out + said.err
+    assert len(list((board / "runs").glob("*.json"))) == 1
+    run(tmp_path / "run3", store, "--leaderboard", str(board), "--set", "seed=7")
+    said = capsys.readouterr()
+    assert "recorded on the leaderboard: " in said.out + said.err
+    assert len(list((board / "runs").glob("*.json"))) == 2
+
+
 def test_two_ranks_agree_on_reuse(first, store, tmp_path):
     """Under torchrun the main process looks up and broadcasts: a rank never reads a job folder the
     main process is still linking in, nor pairs its broadcasts with another job's (seen before)."""

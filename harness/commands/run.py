@@ -224,8 +224,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if cfg.leaderboard:
             from harness.commands.leaderboard import record_run
 
-            path = record_run(run_dir, Path(cfg.leaderboard))
-            console.print(f"recorded on the leaderboard: {path}", markup=False, highlight=False)
+            path, new = record_run(run_dir, Path(cfg.leaderboard))
+            said = (
+                f"recorded on the leaderboard: {path}"
+                if new
+                else f"already on the leaderboard (the same job results, resumed or reused): {path}"
+            )
+            console.print(said, markup=False, highlight=False)
         if args.json:
             from harness.commands.inspect import emit_json
 
