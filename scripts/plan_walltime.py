@@ -7,8 +7,10 @@ jobs (with --pairs) and g·S group jobs (g: the new groups the groupers propose)
 time is the mean measured in RUN_DIR (one device = one job at a time, at the measured speed).
 The first batch (stl, init, all, pairs: independent) and the groups batch (after the
 predictors) are each list-scheduled longest-first onto P devices (Graham's LPT: within 4/3 of
-the optimum); the wall time is batch 1 + the predictors' measured seconds + batch 2. The lower
-bound of each batch is max(total / P, longest job): its critical path.
+the optimum); the wall time is batch 1 + the predictors + batch 2. The predictors' time is
+their own compute measured in RUN_DIR (without the in-job measurements they reuse), scaled by
+the number of task pairs, T(T−1) over the measured run's. The lower bound of each batch is
+max(total / P, longest job): its critical path.
 """
 
 from __future__ import annotations
@@ -33,6 +35,31 @@ def kind_seconds(results: dict) -> dict[str, float]:
     out.setdefault("pair", out.get("group", out["stl"]))
     out.setdefault("group", out.get("pair", out["stl"]))
     return out
+
+
+def predictor_compute(results: dict, run_dir: Path) -> float:
+    """Seconds the predictors took on the main process, after the first batch.
+
+    A predictor's recorded ``seconds`` is its cost share: its own compute plus the measurements
+    it reuses, which ran inside the jobs (``harness/protocol/science.py``) and are in the jobs'
+    times already. Those are subtracted here, from each job's ``measure_seconds``, as
+    ``harness/protocol/experiment.py`` sums them.
+    """
+    spent = {"features": 0.0, "init_gradients": 0.0, "training": 0.0}
+    largest = max(len(j["tasks"]) for j in results["jobs"].values())
+    for key, job in results["jobs"].items():
+        measured = json.loads((run_dir / "jobs" / key / "result.json").read_text()).get("measure_seconds", {})
+        if job["kind"] in ("stl", "init"):
+            spent["features"] += measured.get("features", 0.0)
+        if job["kind"] == "init":
+            spent["init_gradients"] += measured.get("init", 0.0)
+        if job["kind"] == "mtl" and len(job["tasks"]) == largest:
+            spent["training"] += measured.get("observers", 0.0)
+    own = 0.0
+    for p in results["predictors"].values():
+        reused = sum(spent.get(n, 0.0) for n in p.get("needs", []))
+        own += max(0.0, (p.get("seconds") or 0.0) - reused) if p.get("seconds") else 0.0
+    return own
 
 
 def schedule(durations: list[float], devices: int) -> float:
@@ -71,9 +98,11 @@ def main() -> None:
     args = parser.parse_args()
     results = json.loads((args.run_dir / "results.json").read_text())
     seconds = kind_seconds(results)
-    predictors = sum(p.get("seconds") or 0.0 for p in results["predictors"].values())
+    measured_tasks = len(results["plan"]["tasks"])
+    pairs_ratio = args.tasks * (args.tasks - 1) / max(1, measured_tasks * (measured_tasks - 1))
+    predictors = predictor_compute(results, args.run_dir) * pairs_ratio
     print("measured mean seconds per job:", {k: round(v, 1) for k, v in sorted(seconds.items())})
-    print(f"predictors: {predictors:.1f} s")
+    print(f"predictors: {predictors:.1f} s ({measured_tasks} tasks measured, scaled to {args.tasks})")
     print("| devices | jobs | wall time (LPT schedule) | lower bound |")
     print("| ---: | ---: | ---: | ---: |")
     for devices in (int(d) for d in args.devices.split(",")):
