@@ -2,7 +2,7 @@
 
 A job's store key hashes everything that changes what it computes: the job spec's content
 (``JobSpec.content``: kind, tasks, seed, training-config hash, loader spec, probe), whether
-the best checkpoint is kept (features are taken from it), the datasets fingerprints of every
+the best checkpoint is kept (features are taken from it), the content fingerprints of every
 stream/split the job and its probe read (checked before any job: an edited data file gives new
 fingerprints), the encoder's identity (weights and tokenizer hash), and the harness, plugin and
 task versions. Layout of a store folder::
@@ -87,7 +87,7 @@ def check_root(root: Path | None) -> None:
 class JobStore:
     """A store folder and what every job key of one run shares.
 
-    ``fingerprints``: "<stream>/<split>" -> datasets fingerprint (``check_data``); ``streams``:
+    ``fingerprints``: "<stream>/<split>" -> content fingerprint (``check_data``: a sha256 of the rows); ``streams``:
     task -> its stream key; ``encoder``: ``encoder_identity`` of the model; ``versions``: per
     task, its version and the versions of the plugins of the task and of its metrics, plus
     ``harness``. Plain data: it pickles to worker processes.
