@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import __version__
-from harness.errors import HarnessError
+from harness.errors import HarnessError, Terminated
 
 if TYPE_CHECKING:
     from harness.core.plugins import PluginManager
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     from harness.report.console import setup_logging
 
     setup_logging(early.verbose, _is_main_rank())
+    _stop_on_sigterm()
     try:
         try:
             return _run(argv, early)
@@ -104,8 +106,23 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_closed_pipe()
         return BROKEN_PIPE_EXIT
+    except Terminated:
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         return 130
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _stop_on_sigterm() -> None:
+    """Stop on SIGTERM as on Ctrl-C: the same cleanup runs (worker processes stopped, job store claims
+    released, finished jobs kept) instead of the process vanishing mid-write; exit code 143."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
 
 
 def _run(argv: list[str], early: argparse.Namespace) -> int:

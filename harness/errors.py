@@ -37,6 +37,10 @@ class RunError(HarnessError):
     """A run cannot start or continue (existing output, missing state to resume, ...)."""
 
 
+class JobsFailed(RunError):
+    """Jobs of a run failed (each recorded in ``jobs/<key>/error.json``); the others finished."""
+
+
 class AnalysisError(HarnessError, ValueError):
     """An analysis is undefined on its input (constant representation, zero gradient, too few rows, ...).
 
@@ -47,3 +51,8 @@ class AnalysisError(HarnessError, ValueError):
 
 class LeaderboardError(HarnessError):
     """A leaderboard record or baseline is missing, invalid, or not comparable."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch scheduler, torchrun stopping its ranks), handled as Ctrl-C is: the
+    same cleanup runs, and the command exits with 143."""

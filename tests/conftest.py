@@ -24,6 +24,9 @@ def harness_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tokenized splits go to a per-session cache, shared by the subprocess runs of the session."""
     cache = tmp_path_factory.mktemp("harness-cache")
     os.environ["HARNESS_CACHE"] = str(cache)
+    # No job store unless a test asks for one (--job-store DIR): the tests of training must train,
+    # not reuse the jobs an earlier test of the session finished with the same settings.
+    os.environ["HARNESS_JOB_STORE"] = "none"
     return cache
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.commands import inspect, leaderboard, run
+from harness.commands import cache, inspect, leaderboard, run
 from harness.hookspecs import hookimpl
 
 
@@ -13,3 +13,4 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:  # type: 
     inspect.add_commands(subparsers)
     run.add_command(subparsers)
     leaderboard.add_command(subparsers)
+    cache.add_command(subparsers)

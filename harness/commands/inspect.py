@@ -197,7 +197,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         sections = [s for s in SECTIONS if s in (args.only or SECTIONS)]
         print_report(results, sections, layers=args.layers, title=escape(str(args.run_dir)))
+        _reused_line(results.jobs)
     return 0
+
+
+def _reused_line(jobs: dict[str, dict[str, Any]]) -> None:
+    """How many of the run's jobs were reused from the job store (trained by another run), and from where."""
+    from harness.report.console import console
+
+    sources = [j["reused_from"] for j in jobs.values() if j.get("reused_from")]
+    if sources:
+        folders = ", ".join(sorted({str(Path(s).parent) for s in sources}))
+        line = f"{len(sources)} of {len(jobs)} jobs reused from store {folders} (trained by an earlier run)"
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def read_results(run_dir: Path) -> RunResults:

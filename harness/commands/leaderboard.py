@@ -406,14 +406,16 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def record_run(run_dir: Path, directory: Path) -> Path:
-    """``harness run --leaderboard DIR``: record the finished run in ``run_dir`` (once: a resumed run
-    that is already on the leaderboard keeps its record, whose path is returned)."""
+def record_run(run_dir: Path, directory: Path) -> tuple[Path, bool]:
+    """``harness run --leaderboard DIR``: record the finished run in ``run_dir``, once; (its record, True
+    when written now). A run whose job results are all on the leaderboard already (resumed, or every
+    job reused from the job store) keeps that record: False."""
     from harness.leaderboard.collect import record_from_run
     from harness.leaderboard.store import find_run, write_record
 
     record = record_from_run(run_dir)
-    return find_run(directory, record.provenance.run_sha256) or write_record(directory, record)
+    found = find_run(directory, record.provenance.run_sha256)
+    return (found, False) if found is not None else (write_record(directory, record), True)
 
 
 def check_leaderboard_dir(directory: Path, flag: str = "--leaderboard") -> None:

@@ -59,6 +59,20 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
         help="log training curves and the run's values to an experiment tracker: tensorboard, in "
         "RUN_DIR/tensorboard (pip install 'harness[tensorboard]'; config key report_to)",
     )
+    p.add_argument(
+        "--job-store",
+        metavar="DIR",
+        help="folder of finished jobs shared across runs: a job another run finished is reused, not trained "
+        "(default: $HARNESS_JOB_STORE or $HARNESS_CACHE/jobs; none = no store; config key job_store)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("sequential", "local", "ray"),
+        help="where jobs run: sequential (this process, the default), local (--workers processes here), "
+        "ray (Ray tasks; pip install 'harness[ray]') (config key executor)",
+    )
+    p.add_argument("--workers", type=int, help="--executor local: jobs at once (default: one per GPU, or 2)")
+    p.add_argument("--ray-address", help="--executor ray: the cluster to join (default: start a local Ray)")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.set_defaults(func=cmd_run)
 
@@ -116,6 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.core.trackers import require as require_trackers
     from harness.core.trackers import run_tracking_dir
     from harness.protocol.execute import make_accelerator
+    from harness.protocol.executors import check_executor
     from harness.protocol.experiment import run_experiment
     from harness.protocol.plan import LoadSpec, PluginSpec, make_plan, parse_stages
     from harness.report.console import console, print_table
@@ -131,6 +146,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         groupers=args.groupers,
         leaderboard=None if args.leaderboard is None else str(args.leaderboard),
         report_to=args.report_to,
+        job_store=args.job_store,
+        executor=args.executor,
+        workers=args.workers,
+        ray_address=args.ray_address,
     )
     require_trackers(cfg.report_to)  # a missing tracker package fails before anything is trained or written
     registries = build_registries(args.manager)
@@ -146,6 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     plan = make_plan(selected, group, cfg, stages=stages, groupers=groupers, load=LoadSpec.of(ctx), plugins=plugins)
     acc = make_accelerator(cfg)
+    check_executor(cfg, acc.num_processes)  # before anything is written
     run_dir = _output_dir(args, acc)
     run_info = {
         "profile": args.profile,
@@ -166,6 +186,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from harness.commands.leaderboard import check_leaderboard_dir
 
         check_leaderboard_dir(Path(cfg.leaderboard))
+    from harness.protocol.jobstore import check_root, store_root
+
+    check_root(store_root(cfg.job_store))  # an unwritable store fails before anything is written
     rundir.prepare(run_dir, run_info, args.resume, acc)  # refuse an existing run before announcing one
     pairs = len(plan.stage_jobs("pairs"))
     log.info(
@@ -201,8 +224,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if cfg.leaderboard:
             from harness.commands.leaderboard import record_run
 
-            path = record_run(run_dir, Path(cfg.leaderboard))
-            console.print(f"recorded on the leaderboard: {path}", markup=False, highlight=False)
+            path, new = record_run(run_dir, Path(cfg.leaderboard))
+            said = (
+                f"recorded on the leaderboard: {path}"
+                if new
+                else f"already on the leaderboard (the same job results, resumed or reused): {path}"
+            )
+            console.print(said, markup=False, highlight=False)
         if args.json:
             from harness.commands.inspect import emit_json
 

@@ -22,6 +22,7 @@ from harness.core.trackers import parse_report_to
 from harness.errors import ConfigError
 
 SAMPLING = ("proportional", "temperature", "uniform")
+EXECUTORS = ("sequential", "local", "ray")
 THRESHOLDS = ("fixed", "tuned")
 POOLING = ("mean", "cls")
 
@@ -59,6 +60,15 @@ class RunConfig:
     groupers: str = "affinity:tag,cluster:cka_linear"  # groupers whose groups are trained (NAME or NAME:PREDICTOR)
     leaderboard: str = ""  # a leaderboard folder the finished run is recorded in ("" = none); --leaderboard
     report_to: str = ""  # experiment trackers to log to (accelerate's): "" = none, "tensorboard"; --report-to
+    job_store: str = (
+        ""  # finished jobs shared across runs: "" = $HARNESS_JOB_STORE or $HARNESS_CACHE/jobs; "none" = off
+    )
+    executor: str = "sequential"  # where jobs run: sequential (this process) | local (worker processes) | ray
+    workers: int = 0  # --executor local: jobs at once; 0 = one per GPU, or 2 without GPUs
+    ray_address: str = ""  # --executor ray: the cluster to join ("" = start a local Ray on demand)
+    job_cpus: int = 0  # CPUs (torch threads) per job; 0 = auto: all (sequential), cores / workers (local), 1 (ray)
+    job_memory_gb: float = 0.0  # --executor ray: memory reserved per job (0 = no reservation)
+    job_retries: int = 1  # local and ray: reruns of a job whose worker process died (not of a job that raised)
 
     def __post_init__(self) -> None:
         checks = [
@@ -78,6 +88,9 @@ class RunConfig:
             (self.max_train_examples >= 0 and self.max_eval_examples >= 0, "max_*_examples must be >= 0"),
             (self.probe_examples >= 4 and self.probe_batch >= 2, "probe_examples must be >= 4 and probe_batch >= 2"),
             (self.observe_every >= 0, "observe_every must be >= 0 (0 = no measurement during training)"),
+            (self.executor in EXECUTORS, f"executor must be one of {', '.join(EXECUTORS)}"),
+            (self.workers >= 0 and self.job_cpus >= 0, "workers and job_cpus must be >= 0 (0 = auto)"),
+            (self.job_memory_gb >= 0 and self.job_retries >= 0, "job_memory_gb and job_retries must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -102,11 +115,24 @@ class RunConfig:
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
+#: Where and how a run's jobs run: neither what a job computes nor which jobs a run has.
+EXECUTION_KEYS = ("executor", "workers", "ray_address", "job_cpus", "job_memory_gb", "job_retries")
 #: Keys that change which jobs a run has, or what it reports, not what a job computes (left out of ``training_hash``).
-PROTOCOL_KEYS = ("seeds", "seed", "keep_best", "pairs", "groupers", "leaderboard", "report_to")
+PROTOCOL_KEYS = (
+    "seeds",
+    "seed",
+    "keep_best",
+    "pairs",
+    "groupers",
+    "leaderboard",
+    "report_to",
+    "job_store",
+    *EXECUTION_KEYS,
+)
 
-#: Keys a ``--resume`` may change: where a run reports, not what it computes or which jobs it has.
-RESUMABLE_KEYS = ("report_to", "leaderboard")
+#: Keys a ``--resume`` may change: where a run reports, finds finished jobs and runs its jobs, not what it
+#: computes or which jobs it has.
+RESUMABLE_KEYS = ("report_to", "leaderboard", "job_store", *EXECUTION_KEYS)
 
 PROFILES: dict[str, dict[str, Any]] = {
     # The tiny random-init model on a small data slice: a whole run in about a minute here.

@@ -1,15 +1,20 @@
 """``execute(spec, job_dir) -> JobResult``: run one job from its spec alone, in any process.
 
 As in accelerate's examples, the job builds what it needs itself: the plugin registries
-(cached per process), the ``Accelerator``, the data, the model. An executor only decides
-where and when ``execute`` runs; ``SequentialExecutor`` runs jobs one after another in this
-process and reuses every job whose ``result.json`` exists.
+(cached per process), the ``Accelerator``, the data, the model. An executor
+(``harness.protocol.executors``) only decides where and when ``execute`` runs. Every executor
+asks ``finished_job`` whether a job is done already (in the run directory or the job store;
+when not, its store key is claimed), and hands a finished job's result to ``publish_job`` and a
+failed job's error to ``record_failure`` (both release the claim; ``release_job`` gives up one
+whose job will not run): the one place each of those decisions is made, in the main process only.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -18,6 +23,7 @@ from typing import Any
 
 from harness.core.config import RunConfig
 from harness.errors import ConfigError
+from harness.protocol.jobstore import JobStore
 from harness.protocol.plan import JobSpec, PluginSpec
 from harness.protocol.results import JobResult
 
@@ -26,6 +32,100 @@ log = logging.getLogger("harness")
 _REGISTRIES: dict[PluginSpec, Any] = {}
 
 FEATURES_FILE = "features.npy"
+RESULT_FILE, ERROR_FILE = "result.json", "error.json"
+
+
+def finished_job(job: JobSpec, job_dir: Path, store: JobStore | None, *, wait: bool = True) -> JobResult | None:
+    """The job's result when it is finished: in the run directory (``job_dir/result.json``), or in
+    the job store (then linked into ``job_dir``, with ``reused.json`` saying where from); else None.
+
+    On None with a store, the main process holds the job's store key until ``publish_job`` (or
+    ``release_job``, or ``record_failure`` when the job fails): another run that needs the job waits
+    for it instead of training it too. While another process holds the key this waits for it; with
+    ``wait=False`` it raises ``JobInProgress`` instead (an executor that holds other keys must not
+    wait: two runs claiming in opposite orders would wait for each other). Under a distributed
+    launch every rank calls it; the main process decides and broadcasts, so all ranks agree.
+    Only the main process of a run touches the store: worker processes never call this.
+    """
+    from accelerate import PartialState
+
+    from harness.errors import HarnessError
+
+    state = PartialState()
+    outcome: tuple[str, Any] = ("miss", None)
+    if state.is_main_process:  # the main process alone looks: it may be linking the entry in right now
+        try:
+            found = _look_up(job, job_dir, store, wait)
+            outcome = ("miss", None) if found is None else ("found", found.to_json())
+        except HarnessError as exc:  # JobInProgress, a damaged result.json: every rank raises it
+            outcome = ("error", exc)
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        box = [outcome]
+        broadcast_object_list(box, from_process=0)
+        outcome = box[0]
+    if outcome[0] == "error":
+        raise outcome[1]
+    return None if outcome[0] == "miss" else JobResult.from_json(outcome[1], job_dir / RESULT_FILE)
+
+
+def _look_up(job: JobSpec, job_dir: Path, store: JobStore | None, wait: bool) -> JobResult | None:
+    done = job_dir / RESULT_FILE
+    if done.exists():
+        return JobResult.read(done)
+    found = None if store is None else store.lookup(job, job_dir, wait=wait)
+    if found is not None:
+        (job_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's failure: another run finished it
+    return found
+
+
+def publish_job(job: JobSpec, job_dir: Path, result: JobResult, store: JobStore | None) -> None:
+    """Record a finished job: ``job_dir/result.json`` (atomic; an earlier failure's ``error.json`` is
+    removed), and the job store's entry (its files copied from ``job_dir``; the key released).
+
+    Call it on every rank of a distributed launch: only the main process writes; the caller
+    synchronises the ranks afterwards if it needs to. With worker processes, the main process
+    calls it with what the worker returned: the worker wrote the job's files (``features.npy``)
+    into ``job_dir``, on a file system the main process sees.
+    """
+    from accelerate import PartialState
+
+    from harness.protocol import rundir
+
+    if not PartialState().is_main_process:
+        return
+    try:
+        rundir.write_json(job_dir / RESULT_FILE, result.to_json())
+        (job_dir / ERROR_FILE).unlink(missing_ok=True)
+    except BaseException:
+        release_job(job, store)
+        raise
+    if store is not None:
+        store.publish(job, job_dir, result)  # releases the key, whether or not it could store the entry
+
+
+def release_job(job: JobSpec, store: JobStore | None) -> None:
+    """Give up the store key ``finished_job`` claimed for a job that will not be published (no-op
+    without a claim): another run may then train it."""
+    if store is not None:
+        store.release(job)
+
+
+def record_failure(job: JobSpec, job_dir: Path, error: str, trace: str, store: JobStore | None) -> Path:
+    """Record that ``job`` failed: its store key released, and ``job_dir/error.json`` with the one-line
+    ``error`` and the traceback.
+
+    A failed job has no ``result.json`` (and no store entry), so ``--resume`` runs it again.
+    Returns the file written. Main process only.
+    """
+    from harness.protocol import rundir
+
+    release_job(job, store)
+    path = job_dir / ERROR_FILE
+    info = {"job": job.key(), "describe": job.describe(), "error": error, "traceback": trace}
+    rundir.write_json(path, {**info, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return path
 
 
 def remember_registries(plugins: PluginSpec, registries: Any) -> None:
@@ -115,6 +215,8 @@ def execute(
         "processes": acc.num_processes,
         "device": str(acc.device),
         **peak_memory(acc.device),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
     }
     return JobResult(**values)
 
@@ -239,60 +341,3 @@ def _run_init(
         "observations": observations,
         "features": FEATURES_FILE,
     }
-
-
-class SequentialExecutor:
-    """Runs jobs one after another in this process (all ranks together under a distributed launch).
-
-    A job whose ``jobs/<key>/result.json`` exists is read back, never run again; ``resume``
-    continues an unfinished job from its saved state. ``units`` estimates each job's cost for
-    the progress display.
-    """
-
-    def __init__(self, run_dir: Path, resume: bool, registries: Any, acc: Any, units: Any) -> None:
-        self.run_dir, self.resume, self.registries, self.acc, self.units = run_dir, resume, registries, acc, units
-
-    def run(self, jobs: Sequence[JobSpec], stage: str) -> dict[str, JobResult]:
-        from harness.core.trackers import run_tracking_dir
-        from harness.protocol import rundir
-        from harness.training.progress import JobProgress, RunProgress
-
-        results: dict[str, JobResult] = {}
-        if not jobs:
-            return results
-        costs = [self.units(job) for job in jobs]
-        progress = RunProgress(len(jobs)) if self.acc.is_main_process else None
-        try:
-            if progress is not None:
-                progress.plan(costs)
-            for i, (job, cost) in enumerate(zip(jobs, costs, strict=True), 1):
-                job_dir = self.run_dir / "jobs" / job.key()
-                done = job_dir / "result.json"
-                label = f"{stage} [{i}/{len(jobs)}] {job.describe()}"
-                if done.exists():
-                    log.info("%s: finished before, reusing %s", label, done)
-                    results[job.key()] = JobResult.read(done)
-                    if progress is not None:
-                        progress.skip_job(cost)
-                    continue
-                log.info("%s", label)
-                if progress is not None:
-                    progress.start_job(label, cost, job.config.epochs)
-                result = execute(
-                    job,
-                    job_dir,
-                    resume=self.resume,
-                    progress=progress or JobProgress(),
-                    registries=self.registries,
-                    tracking_dir=run_tracking_dir(self.run_dir, job.config.report_to),
-                )
-                if self.acc.is_main_process:
-                    rundir.write_json(done, result.to_json())
-                self.acc.wait_for_everyone()
-                if progress is not None:
-                    progress.finish_job()
-                results[job.key()] = result
-        finally:
-            if progress is not None:
-                progress.close()
-        return results

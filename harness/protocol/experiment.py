@@ -6,7 +6,8 @@ pair (``--pairs``) -> the predictors -> the groups the groupers propose -> per-t
 every trained group -> the predictors' scores and the groupers' regret. Jobs are
 content-addressed inside the run directory: a finished job is never run again (a group
 proposed twice, or equal to the all-task group or a pair, is trained once), and ``--resume``
-continues an unfinished one from its last saved state.
+continues an unfinished one from its last saved state. Across run directories, the job store
+(``harness.protocol.jobstore``) holds finished jobs: a run reuses any job another run finished.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from harness.core.config import RunConfig
 from harness.core.plugins import PluginManager, Registries
 from harness.core.trackers import run_tracking_dir, tracker_run
 from harness.errors import DataError
-from harness.protocol.execute import SequentialExecutor, make_accelerator, remember_registries
+from harness.protocol.execute import make_accelerator, remember_registries
+from harness.protocol.executors import Executor, SequentialExecutor
 from harness.protocol.gaps import Outcomes, gap_by_size, gap_estimate, pair_gap_matrix
+from harness.protocol.jobstore import JobStore
 from harness.protocol.plan import JobSpec, Plan
 from harness.protocol.results import JobResult, RunResults
 
@@ -36,8 +39,10 @@ __all__ = ["check_data", "make_accelerator", "run_experiment"]
 
 def check_data(
     plan: Plan, tasks: dict[str, TaskSpec], cfg: RunConfig, acc: Any
-) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
-    """Load every split once before any training; return rows per stream and split, and artifacts.
+) -> tuple[dict[str, dict[str, int]], dict[str, Any], dict[str, str]]:
+    """Load every split once before any training; return rows per stream and split, artifacts, and
+    fingerprints ("<stream>/<split>" -> datasets fingerprint of the rows and label columns, after
+    the ``max_*_examples`` slice: what a job over the whole stream records in ``data_fingerprints``).
 
     Artifacts: ``train_sizes`` (labelled training rows per task), ``input_groups`` (stream key
     per task), ``train_labels`` (training labels per task, for the label-dependence baseline).
@@ -45,13 +50,14 @@ def check_data(
     dev split (after the ``max_*_examples`` slice): such a task cannot be trained or selected.
     A task without labelled test rows is reported on dev.
     """
-    from harness.data.streams import is_labelled, make_streams, stream_split
+    from harness.data.streams import content_fingerprint, is_labelled, make_streams, stream_split
 
     ctx = plan.load.context()
     rows: dict[str, dict[str, int]] = {}
     sizes: dict[str, int] = {}
     groups: dict[str, str] = {}
     labels: dict[str, Any] = {}
+    prints: dict[str, str] = {}
     with acc.main_process_first():
         for stream in make_streams([tasks[t] for t in plan.tasks]):
             rows[stream.key] = {}
@@ -61,6 +67,7 @@ def check_data(
                 if dataset is None:
                     continue
                 rows[stream.key][split] = len(dataset)
+                prints[f"{stream.key}/{split}"] = content_fingerprint(dataset)
                 for k, task in enumerate(stream.tasks):
                     values = dataset[f"label_{k}"]
                     labelled = is_labelled(task, values)
@@ -73,7 +80,31 @@ def check_data(
                             f"task {task.name!r} has no labelled row in split {split!r}{sliced}; it cannot be "
                             "trained or selected: label some rows, or leave the task out of --tasks"
                         )
-    return rows, {"train_sizes": sizes, "input_groups": groups, "train_labels": labels}
+    return rows, {"train_sizes": sizes, "input_groups": groups, "train_labels": labels}, prints
+
+
+def job_store(
+    plan: Plan, manager: PluginManager, registries: Registries, artifacts: dict[str, Any], prints: dict[str, str]
+) -> JobStore | None:
+    """The run's job store (``job_store`` config key; None when "none"), with what its keys share."""
+    from harness import __version__
+    from harness.protocol.jobstore import store_root
+    from harness.training.model import encoder_identity
+
+    root = store_root(plan.config.job_store)
+    if root is None:
+        return None
+
+    def version(entry: Any) -> str:
+        return f"{entry.plugin} {manager.versions.get(entry.plugin, 'unknown')}"
+
+    versions: dict[str, Any] = {"harness": __version__}
+    for name in plan.tasks:
+        task = registries.tasks.entry(name)
+        metrics = {m: version(registries.metrics.entry(m)) for m in task.value.metrics}
+        versions[name] = {"version": task.value.version, "plugin": version(task), "metrics": metrics}
+    encoder = encoder_identity(plan.config.model)
+    return JobStore(root, prints, artifacts["input_groups"], encoder, versions)
 
 
 def job_units(job: JobSpec, tasks: dict[str, TaskSpec], rows: dict[str, dict[str, int]]) -> float:
@@ -88,6 +119,21 @@ def job_units(job: JobSpec, tasks: dict[str, TaskSpec], rows: dict[str, dict[str
         sizes = rows.get(stream.key, {})
         total += TRAIN_UNITS * sizes.get("train", 0) + EVAL_UNITS * (sizes.get("dev", 0) + sizes.get("test", 0))
     return total * job.config.epochs
+
+
+def make_executor(
+    cfg: RunConfig, run_dir: Path, resume: bool, registries: Any, acc: Any, units: Any, store: JobStore | None
+) -> Executor:
+    """The executor ``cfg.executor`` names (``check_executor`` has accepted it), using the job ``store``."""
+    if cfg.executor == "local":
+        from harness.protocol.pool import LocalExecutor
+
+        return LocalExecutor(run_dir, resume, units, cfg, store)
+    if cfg.executor == "ray":
+        from harness.protocol.pool import RayExecutor
+
+        return RayExecutor(run_dir, resume, units, cfg, store)
+    return SequentialExecutor(run_dir, resume, registries, acc, units, cfg.job_cpus, store)
 
 
 def run_experiment(
@@ -116,26 +162,31 @@ def run_experiment(
     acc = make_accelerator(cfg, run_tracking_dir(run_dir, cfg.report_to))
     remember_registries(plan.plugins, registries)
     tasks = {name: registries.tasks.get(name) for name in plan.tasks}
-    rows, artifacts = check_data(plan, tasks, cfg, acc)
+    rows, artifacts, prints = check_data(plan, tasks, cfg, acc)
+    store = job_store(plan, manager, registries, artifacts, prints)
     if acc.is_main_process:
         manager.notify("run_started", run_dir=str(run_dir), config=run_info, tasks=list(plan.tasks))
-    executor = SequentialExecutor(run_dir, resume, registries, acc, lambda job: job_units(job, tasks, rows))
-    results: dict[str, JobResult] = {}
-    for stage in ("stl", "init", "all", "pairs"):
-        results.update(executor.run(plan.stage_jobs(stage), stage))
-    outcomes = Outcomes(results)
     primary = {
         t: (tasks[t].metrics[0], registries.metrics.get(tasks[t].metrics[0]).higher_is_better) for t in plan.tasks
     }
-    G = pair_gap_matrix(plan.tasks, plan.seeds, outcomes, primary) if "pairs" in plan.stages else None
-    artifacts.update(_artifacts(plan, results, run_dir))
-    predictors = compute_predictors(plan, tasks, registries, artifacts)
-    matrices = {name: p.matrix for name, p in predictors.items() if p.matrix is not None}
-    proposals, failures = propose_groups(plan, tasks, registries, matrices, G)
-    new_groups = [g for g in _groups_of(proposals) if not outcomes.trained(g)]
-    results.update(executor.run(plan.stage_jobs("groups", new_groups), "groups"))
+    executor = make_executor(cfg, run_dir, resume, registries, acc, lambda job: job_units(job, tasks, rows), store)
+    try:
+        # stl, init, all and pairs need nothing from each other: one batch; the groups need the predictors
+        first = [(stage, job) for stage in ("stl", "init", "all", "pairs") for job in plan.stage_jobs(stage)]
+        results = executor.run(first)
+        executor.check()
+        outcomes = Outcomes(results)
+        G = pair_gap_matrix(plan.tasks, plan.seeds, outcomes, primary) if "pairs" in plan.stages else None
+        artifacts.update(_artifacts(plan, results, run_dir))
+        predictors = compute_predictors(plan, tasks, registries, artifacts)
+        matrices = {name: p.matrix for name, p in predictors.items() if p.matrix is not None}
+        proposals, failures = propose_groups(plan, tasks, registries, matrices, G)
+        new_groups = [g for g in _groups_of(proposals) if not outcomes.trained(g)]
+        results.update(executor.run([("groups", job) for job in plan.stage_jobs("groups", new_groups)]))
+        executor.check()
+    finally:
+        executor.close()
     outcomes = Outcomes(results)
-
     summary = summarise(plan, tasks, registries, outcomes)
     groups = []
     for key, order in sorted(outcomes.order.items(), key=lambda kv: (len(kv[1]), kv[1])):
@@ -157,10 +208,7 @@ def run_experiment(
         training={"loss_weighting": "equal", "epochs": cfg.epochs, "patience": cfg.patience},
         tasks=summary,
         groups=groups,
-        jobs={
-            k: {"kind": r.kind, "tasks": r.tasks, "seed": r.seed, "seconds": r.seconds}
-            for k, r in sorted(results.items())
-        },
+        jobs={k: _job_entry(r, run_dir / "jobs" / k) for k, r in sorted(results.items())},
         rows=rows,
         pair_gaps=None if G is None else {"tasks": list(plan.tasks), "seeds": list(plan.seeds), "values": G.tolist()},
         predictors={name: p.to_json() for name, p in predictors.items()},
@@ -178,6 +226,17 @@ def run_experiment(
             acc.log(RunResults.from_json(output).scalars(), step=0)
     acc.end_training()
     return output
+
+
+def _job_entry(r: JobResult, job_dir: Path) -> dict[str, Any]:
+    """results.json's line for one job; ``reused_from``: the job store entry it was reused from."""
+    from harness.protocol.jobstore import reused_from
+
+    entry: dict[str, Any] = {"kind": r.kind, "tasks": r.tasks, "seed": r.seed, "seconds": r.seconds}
+    source = reused_from(job_dir)
+    if source is not None:
+        entry["reused_from"] = source
+    return entry
 
 
 def pair_sweep_seconds(plan: Plan, results: Mapping[str, JobResult]) -> tuple[float, bool]:

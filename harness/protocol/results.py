@@ -90,6 +90,8 @@ class JobResult:
     device: str = ""  # the main process's device, as torch names it ("cpu", "cuda:0")
     peak_memory_mb: float | None = None  # the main process's peak memory in MiB (see ``memory``)
     memory: str = ""  # what peak_memory_mb measures: "cuda_max_allocated" or "process_max_rss"
+    host: str = ""  # the machine and process that ran the job (the main process under a distributed launch)
+    pid: int = 0
     version: int = JOB_RESULT_VERSION
 
     def to_json(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -78,28 +79,51 @@ class JobProgress:
         """The current job resumed with ``epochs_done`` epochs already trained."""
 
 
-class RunProgress(JobProgress):
-    """Progress of a whole run: jobs done/total, the current job and phase, elapsed and remaining time.
+@dataclass
+class _Running:
+    """One running job's place in the display."""
 
-    On a terminal, one live rich display; off a terminal, a plain log line every ``interval``
-    seconds. The remaining time is the remaining cost (examples per job and epoch, from the
-    data check before training; a training row counts as three evaluation rows) at the rate
-    measured so far in this invocation (reused jobs count as done, not in the rate).
+    label: str
+    units: float
+    epoch_units: float
+    counted: float = 0.0  # units of its rows counted so far (replaced by ``units`` when it finishes)
+    phase: str = ""
+    steps: int = 0
+    phase_steps: int = 0
+    task: Any = None  # its rich task id
+
+
+class RunProgress(JobProgress):
+    """Progress of a whole run: jobs done/running/queued/failed, each running job's phase (epoch and
+    step), elapsed and remaining time.
+
+    On a terminal, one live rich display (a bar for the run, one per running job); off a terminal,
+    a plain log line every ``interval`` seconds. The remaining time is the remaining cost
+    (examples per job and epoch, from the data check before training; a training row counts as
+    three evaluation rows) at the rate measured so far in this invocation, all running jobs
+    together (reused jobs count as done, not in the rate).
+
+    Jobs are named by a ``key``; the ``JobProgress`` methods called on the run itself apply to
+    the job started last (one job at a time), and ``job(key)`` is the ``JobProgress`` of one of
+    several running jobs (what a worker's reports are replayed into).
     """
 
-    def __init__(self, total_jobs: int, live: bool | None = None, interval: float = 30.0) -> None:
+    def __init__(self, total_jobs: int = 0, live: bool | None = None, interval: float = 30.0) -> None:
         self.total_jobs, self.interval = total_jobs, interval
         self.live = sys.stderr.isatty() if live is None else live
-        self.jobs_done, self.units_done, self.units_total, self.units_measured = 0, 0.0, 0.0, 0.0
-        self.job_label, self.phase_label, self.steps, self.phase_steps = "", "", 0, 0
-        self.epoch_units, self.job_units = 0.0, 0.0
+        self.jobs_done, self.jobs_failed, self.units_done, self.units_total, self.units_measured = 0, 0, 0.0, 0.0, 0.0
+        self.running: dict[str, _Running] = {}
+        self.current = ""  # the job started last
         self.start = self.last_line = time.perf_counter()
         self._progress: Any = None
+        self._run_task: Any = None
 
     def plan(self, job_units: list[float]) -> None:
-        """The estimated cost of every job of the run, in order."""
-        self.units_total = float(sum(job_units))
-        if self.live:
+        """The estimated cost of every job counted in ``total_jobs``, in order."""
+        self.units_total += float(sum(job_units))
+        if self._progress is not None:
+            self._progress.update(self._run_task, total=max(self.units_total, 1.0))
+        elif self.live:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             from harness.report.console import console
@@ -114,9 +138,13 @@ class RunProgress(JobProgress):
                 transient=True,
             )
             self._run_task = self._progress.add_task("run", total=max(self.units_total, 1.0), eta="")
-            self._phase_task = self._progress.add_task("", total=1, eta="")
             self._progress.start()
             _live.append(self)
+
+    def add_jobs(self, job_units: list[float]) -> None:
+        """More jobs, planned while the run goes (a later stage's), with their estimated costs."""
+        self.total_jobs += len(job_units)
+        self.plan(job_units)
 
     def skip_job(self, units: float) -> None:
         """A job finished before (reused): its cost counts as done."""
@@ -124,33 +152,51 @@ class RunProgress(JobProgress):
         self.units_done += units
         self._refresh()
 
-    def start_job(self, label: str, units: float, epochs: int) -> None:
-        self.job_label, self.job_units, self.epoch_units = label, units, units / max(epochs, 1)
-        self._job_start_units = self.units_done
-        self.phase("loading and tokenizing data", 1)
+    def start_job(self, label: str, units: float, epochs: int, key: str = "") -> None:
+        if key in self.running:  # started again (its worker died)
+            self.requeue(key)
+        job = _Running(label, units, units / max(epochs, 1))
+        if self._progress is not None:
+            job.task = self._progress.add_task(label, total=1, eta="")
+        self.running[key], self.current = job, key
+        self.job(key).phase("loading and tokenizing data", 1)
 
-    def finish_job(self) -> None:
-        self.jobs_done += 1
-        self.units_done = self._job_start_units + self.job_units  # the estimate, not the rows counted
+    def finish_job(self, key: str | None = None, failed: bool = False) -> None:
+        """The job ended: done (its estimated cost counts as done, whatever was counted) or failed."""
+        job = self.running.pop(self.current if key is None else key, None)
+        if job is not None and self._progress is not None:
+            self._progress.remove_task(job.task)
+        if failed:
+            self.jobs_failed += 1
+            if job is not None:  # what it did not do will not be done in this invocation
+                self.units_total -= job.units
+                self.units_done -= job.counted
+        else:
+            self.jobs_done += 1
+            if job is not None:
+                self.units_done += job.units - job.counted
         self._refresh()
 
-    def resume(self, epochs_done: int) -> None:
-        self.units_done += epochs_done * self.epoch_units
-
-    def phase(self, description: str, batches: int) -> None:
-        self.phase_label, self.steps, self.phase_steps = description, 0, batches
+    def requeue(self, key: str) -> None:
+        """The running job ``key`` is queued again (its worker died): what it counted is undone."""
+        job = self.running.pop(key)
+        self.units_done -= job.counted
         if self._progress is not None:
-            label = f"{self.job_label} · {description}"
-            self._progress.update(self._phase_task, description=label, total=batches, completed=0)
+            self._progress.remove_task(job.task)
+
+    def job(self, key: str) -> JobProgress:
+        """The ``JobProgress`` of the running job ``key``."""
+        return _JobView(self, key)
+
+    # the JobProgress protocol, for the job started last
+    def phase(self, description: str, batches: int) -> None:
+        self.job(self.current).phase(description, batches)
 
     def advance(self, rows: int, train: bool) -> None:
-        units = rows * (TRAIN_UNITS if train else EVAL_UNITS)
-        self.steps += 1
-        self.units_done += units
-        self.units_measured += units
-        if self._progress is not None:
-            self._progress.update(self._phase_task, completed=self.steps)
-        self._refresh()
+        self.job(self.current).advance(rows, train)
+
+    def resume(self, epochs_done: int) -> None:
+        self.job(self.current).resume(epochs_done)
 
     def remaining(self) -> float | None:
         """Estimated seconds left, or None before any measurement."""
@@ -159,12 +205,21 @@ class RunProgress(JobProgress):
             return None
         return max(self.units_total - self.units_done, 0.0) / (self.units_measured / elapsed)
 
+    def counts(self) -> str:
+        """Jobs done/total, and how many are running, queued and failed when that says more."""
+        text = f"jobs {self.jobs_done}/{self.total_jobs}"
+        queued = self.total_jobs - self.jobs_done - self.jobs_failed - len(self.running)
+        if len(self.running) > 1:
+            text += f" ({len(self.running)} running, {queued} queued)"
+        if self.jobs_failed:
+            text += f" · {self.jobs_failed} failed"
+        return text
+
     def status(self) -> str:
-        """One line: jobs, current job and phase, elapsed and remaining time."""
+        """One line: jobs, each running job and its phase, elapsed and remaining time."""
         remaining = self.remaining()
-        parts = [f"jobs {self.jobs_done}/{self.total_jobs}"]
-        if self.job_label:
-            parts.append(f"{self.job_label} · {self.phase_label} {self.steps}/{self.phase_steps}")
+        parts = [self.counts()]
+        parts += [f"{j.label} · {j.phase} {j.steps}/{j.phase_steps}" for j in self.running.values()]
         parts.append(f"elapsed {_duration(time.perf_counter() - self.start)}")
         parts.append(f"remaining ~{_duration(remaining)}" if remaining is not None else "remaining: estimating")
         return " · ".join(parts)
@@ -174,7 +229,7 @@ class RunProgress(JobProgress):
             remaining = self.remaining()
             self._progress.update(
                 self._run_task,
-                description=f"jobs {self.jobs_done}/{self.total_jobs}",
+                description=self.counts(),
                 completed=min(self.units_done, self.units_total),
                 eta=f"~{_duration(remaining)} left" if remaining is not None else "",
             )
@@ -187,3 +242,37 @@ class RunProgress(JobProgress):
             self._progress.stop()
             self._progress = None
             _live.remove(self)
+
+
+class _JobView(JobProgress):
+    """One running job's reports, into the run's display."""
+
+    def __init__(self, run: RunProgress, key: str) -> None:
+        self.run, self.key = run, key
+
+    def phase(self, description: str, batches: int) -> None:
+        job = self.run.running.get(self.key)
+        if job is None:
+            return
+        job.phase, job.steps, job.phase_steps = description, 0, batches
+        if self.run._progress is not None:
+            label = f"{job.label} · {description}"
+            self.run._progress.update(job.task, description=label, total=batches, completed=0)
+
+    def advance(self, rows: int, train: bool, steps: int = 1) -> None:
+        job = self.run.running.get(self.key)
+        units = rows * (TRAIN_UNITS if train else EVAL_UNITS)
+        self.run.units_done += units
+        self.run.units_measured += units
+        if job is not None:
+            job.steps += steps
+            job.counted += units
+            if self.run._progress is not None:
+                self.run._progress.update(job.task, completed=job.steps)
+        self.run._refresh()
+
+    def resume(self, epochs_done: int) -> None:
+        job = self.run.running.get(self.key)
+        if job is not None:
+            job.counted += epochs_done * job.epoch_units
+            self.run.units_done += epochs_done * job.epoch_units

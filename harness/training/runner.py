@@ -445,6 +445,11 @@ def _train_epochs(
         set_seed(epoch_seed)
         start = time.perf_counter()
         loss = train_epoch(training, epoch, epoch_seed)
+        if not math.isfinite(loss):  # a diverged job is a failed job, not a result
+            raise RunError(
+                f"{setup.describe()}: the training loss is {loss} in epoch {epoch + 1} (diverged); "
+                "lower learning_rate or check the labels"
+            )
         train_seconds += time.perf_counter() - start
         train_examples += epoch_rows
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss}
