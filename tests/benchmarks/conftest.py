@@ -1,0 +1,191 @@
+"""The ``ratio`` fixture: benchmarks as ratios of two measurements interleaved in one run.
+
+On a shared machine an absolute time says little; a ratio of two measurements taken side by
+side (same process, same load, alternating) is a regression check. Use it like this::
+
+    def test_harness_epoch_beats_the_reference(ratio):
+        ratio.measure(
+            "harness / run_glue_no_trainer epoch",  # the row's name in the table
+            harness_epoch,            # numerator: a callable, run `rounds` times
+            reference_epoch,          # denominator: a callable, run `rounds` times, interleaved (ABBA)
+            rounds=5,                 # >= 5; each side also gets `warmup` untimed calls first (default 1)
+            target=2.5, direction=">=",   # the ratio must be >= 2.5 ("<=": at most); target=None: no check
+            work=2048, unit="examples/s", # optional: compare rates (work / seconds) instead of seconds
+            setup={"model": "tiny", "rows": 2048, "batch": 32},  # what was measured, for the table
+            labels=("harness", "reference"),  # optional names of the two sides
+        )
+
+``measure`` returns the ``RatioRecord`` (``tests/benchmarks/ratios.py``): both medians and
+their unit, every round, the ratio (median numerator / median denominator), target,
+direction, ``met`` and the setup. Every record of the session lands in
+``$HARNESS_BENCH_DIR/ratios.json`` and ``ratios.md`` (a Markdown table; default folder
+``.bench`` in the repository, git-ignored) and in the terminal summary, *before* the check:
+a target not met fails the test with the record's line. Several ``measure`` calls in one test
+are allowed (each is a row).
+
+pytest-benchmark: the ``ratio`` fixture uses the ``benchmark`` fixture, so ratio tests are
+skipped by the default ``--benchmark-skip`` (unit-test runs) and run by ``tox -e bench``
+(``--benchmark-only``). The first ``measure`` of a test times its numerator through
+``benchmark.pedantic`` (its statistics and the ratio record, as ``extra_info``, go to
+pytest-benchmark's table and ``--benchmark-json``); the denominator runs in pedantic's
+untimed setup/teardown, alternating. Later ``measure`` calls of the test, a test that used
+``benchmark`` itself, or ``--benchmark-disable`` time both sides directly.
+
+Threads: the ``bench_threads`` fixture runs a benchmark with ``$HARNESS_BENCH_THREADS`` torch
+threads (default 1) and restores the count afterwards; put it in the record's setup. One thread
+because this machine's 2 cores are shared: with 2 threads per process and a load above 2, a
+thread waits for its descheduled partner at every parallel region and an epoch's time varies
+fourfold,; one-thread timings vary far less.
+
+Opt-in variants: ``HARNESS_BENCH_MINILM=1`` enables the MiniLM benchmarks (minutes each).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.benchmarks.ratios import MIN_ROUNDS, RatioRecord, Side, interleave, machine, markdown, write_table
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH_DIR_ENV = "HARNESS_BENCH_DIR"
+_RECORDS = pytest.StashKey[list[RatioRecord]]()
+_META = pytest.StashKey[dict[str, Any]]()
+
+
+def bench_dir() -> Path:
+    """Where the ratio table goes: ``$HARNESS_BENCH_DIR``, else ``<repository>/.bench``."""
+    return Path(os.environ.get(BENCH_DIR_ENV) or ROOT / ".bench")
+
+
+def minilm_enabled() -> bool:
+    """The MiniLM variants run only with ``HARNESS_BENCH_MINILM=1`` (they take minutes each here)."""
+    return os.environ.get("HARNESS_BENCH_MINILM", "") not in ("", "0")
+
+
+class RatioRecorder:
+    """What the ``ratio`` fixture hands a test; see the module docstring."""
+
+    def __init__(self, benchmark: Any, records: list[RatioRecord], test: str) -> None:
+        self.benchmark, self.records, self.test = benchmark, records, test
+
+    def measure(
+        self,
+        name: str,
+        numerator: Callable[[], object],
+        denominator: Callable[[], object],
+        *,
+        rounds: int = MIN_ROUNDS,
+        target: float | None,
+        direction: str,
+        work: float | None = None,
+        unit: str | None = None,
+        setup: Mapping[str, Any] | None = None,
+        labels: tuple[str, str] = ("numerator", "denominator"),
+        warmup: int = 1,
+    ) -> RatioRecord:
+        """Run both callables ``rounds`` times interleaved, record the ratio, fail when the target is missed."""
+        if rounds < MIN_ROUNDS:
+            raise ValueError(f"{name}: rounds must be >= {MIN_ROUNDS} (a median of fewer is noise here)")
+        unit = unit or ("s" if work is None else "per s")
+        num_s, den_s = self._timings(numerator, denominator, rounds, warmup)
+        record = RatioRecord.of(
+            name,
+            Side.of(labels[0], num_s, work, unit),
+            Side.of(labels[1], den_s, work, unit),
+            target,
+            direction,
+            setup,
+            self.test,
+        )
+        self.records.append(record)
+        extra = self.benchmark.extra_info.setdefault("ratios", {})
+        extra[name] = {"ratio": record.ratio, "target": target, "direction": direction, "met": record.met}
+        print(f"\n{record.describe()}")
+        if record.met is False:
+            pytest.fail(f"target not met: {record.describe()}", pytrace=False)
+        return record
+
+    def _timings(
+        self, numerator: Callable[[], object], denominator: Callable[[], object], rounds: int, warmup: int
+    ) -> tuple[list[float], list[float]]:
+        bench = self.benchmark
+        if getattr(bench, "_mode", None) or getattr(bench, "disabled", True):
+            return interleave(numerator, denominator, rounds, warmup)
+        for _ in range(warmup):
+            denominator()
+            numerator()
+        num: list[float] = []
+        den: list[float] = []
+        calls = iter(range(2 * rounds))  # ABBA: even rounds run the denominator first (setup), odd ones after
+
+        def timed_numerator() -> None:
+            start = time.perf_counter()
+            numerator()
+            num.append(time.perf_counter() - start)
+
+        def maybe_denominator(first: bool) -> Callable[..., None]:
+            def run(*_: Any, **__: Any) -> None:
+                k = next(calls) // 2
+                if (k % 2 == 0) == first:
+                    start = time.perf_counter()
+                    denominator()
+                    den.append(time.perf_counter() - start)
+
+            return run
+
+        bench.pedantic(timed_numerator, setup=maybe_denominator(True), teardown=maybe_denominator(False), rounds=rounds)
+        return num, den
+
+
+@pytest.fixture
+def bench_threads() -> Iterator[int]:
+    """Run the test with ``$HARNESS_BENCH_THREADS`` torch threads (default 1); yields the count."""
+    import torch
+
+    before = torch.get_num_threads()
+    threads = int(os.environ.get("HARNESS_BENCH_THREADS") or 1)
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def ratio(benchmark: Any, request: pytest.FixtureRequest) -> RatioRecorder:
+    """Record ratios of interleaved measurements (see the module docstring)."""
+    return RatioRecorder(benchmark, request.config.stash[_RECORDS], request.node.nodeid)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_RECORDS] = []
+    config.stash[_META] = {"load_average_start": _load()}
+
+
+def _load() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def _meta(config: pytest.Config) -> dict[str, Any]:
+    return {**machine(), **config.stash[_META], "load_average_end": _load()}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    records = session.config.stash.get(_RECORDS, [])
+    if records:
+        meta = _meta(session.config)
+        session.config.stash[_META] = meta
+        write_table(records, bench_dir(), meta)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    records = config.stash.get(_RECORDS, [])
+    if records:
+        terminalreporter.write_sep("=", f"benchmark ratios (also in {bench_dir()}/ratios.md)")
+        terminalreporter.write(markdown(records, config.stash[_META]))
