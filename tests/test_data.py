@@ -109,6 +109,77 @@ def test_collator_pads_dynamically_and_stacks_labels():
     assert labels.dtype == torch.float32 and math.isnan(labels[1]) and labels[2] == 2.0
 
 
+def test_tokenized_rows_serve_the_rows_and_batches_of_the_dataset():
+    """In-memory rows equal the dataset's rows (a shuffled slice, labels of every kind) and collate alike."""
+    from harness.data.streams import TokenizedRows
+
+    n = 40
+    rows = {
+        "text": [f"row {i} " + "word " * (i % 7) for i in range(n)],
+        "a": [i % 2 if i % 5 else MISSING_LABEL for i in range(n)],
+        "score": [float(i) if i % 4 else math.nan for i in range(n)],
+        "tags": [[i % 2, (i // 2) % 2] for i in range(n)],
+    }
+    tasks = [
+        _task("t.a", "a", rows=rows),
+        _task("t.score", "score", rows=rows),
+        TaskSpec(
+            "t.tags",
+            "multi_label_classification",
+            ("text",),
+            loader=lambda split, ctx: datasets.Dataset.from_dict(rows),
+            metrics=("f1_micro",),
+            labels=("x", "y"),
+            label_column="tags",
+            input_group="g",
+        ),
+    ]
+    stream = make_streams(tasks)[0]
+    tokenizer = load_tokenizer("tiny")
+    data = tokenize(stream_split(stream, "train", LoadContext()), stream, tokenizer, 32, False)
+    data = data.shuffle(seed=3).select(range(5, 30))  # an indices mapping over the Arrow table
+    held = TokenizedRows(data)
+    assert len(held) == 25 and held.lengths() == [len(ids) for ids in data["input_ids"]]
+    for i in (0, 7, 24, -1):
+        mine, theirs = held[i], data[i % 25]
+        assert set(mine) == set(theirs)
+        assert all(list(mine[k]) == theirs[k] for k in ("input_ids", "attention_mask", "token_type_ids"))
+        assert mine["label_0"] == theirs["label_0"] and mine["label_2"] == theirs["label_2"]
+        assert mine["label_1"] == theirs["label_1"] or math.isnan(mine["label_1"]) and math.isnan(theirs["label_1"])
+    with pytest.raises(IndexError):
+        held[25]
+    collate = Collator(tokenizer, stream)
+    batch, expected = collate(held.__getitems__([3, 1, 20])), collate(data.__getitems__([3, 1, 20]))
+    assert all(torch.equal(batch[k], expected[k]) for k in ("input_ids", "attention_mask", "token_type_ids"))
+    for name, labels in expected["labels"].items():
+        got = batch["labels"][name]
+        assert got.dtype == labels.dtype and torch.allclose(got.float(), labels.float(), equal_nan=True), name
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("model", ["tiny", "minilm"])
+def test_collator_pads_exactly_as_the_tokenizer_does(side, model):
+    """The collator's own padding equals ``tokenizer.pad``: values, dtype, width, padding side."""
+    tokenizer = load_tokenizer(model)
+    tokenizer.padding_side = side
+    texts = ["mild stenosis", "a much longer report sentence about the disc at c5-c6", "", "normal"]
+    encoded = tokenizer(texts, text_pair=["left", "right", "both sides", ""], truncation=True, max_length=64)
+    rows = [{k: encoded[k][i] for k in encoded} for i in range(len(texts))]
+    stream = make_streams([_task("t.a", "a")])[0]
+    collator = Collator(tokenizer, stream)
+    for subset in (rows, rows[2:3], [{k: r[k] for k in ("input_ids", "attention_mask")} for r in rows]):
+        expected = tokenizer.pad(subset, return_tensors="pt")
+        got = collator.pad(subset)
+        assert set(got) == set(expected)
+        for key, tensor in expected.items():
+            assert got[key].dtype == tensor.dtype == torch.int64
+            assert torch.equal(got[key], tensor), key
+    no_mask = [{"input_ids": r["input_ids"]} for r in rows]  # the tokenizer adds an all-real mask
+    assert torch.equal(
+        collator.pad(no_mask)["attention_mask"], tokenizer.pad(no_mask, return_tensors="pt")["attention_mask"]
+    )
+
+
 def test_content_fingerprint_follows_the_data_not_its_location(tmp_path):
     """The data fingerprint the leaderboard compares: equal for a copy elsewhere, different after an edit
     (``datasets``' own fingerprint of a file hashes its path and modification time)."""

@@ -258,18 +258,73 @@ def tokenize(
     return parts[0] if shards == 1 else datasets.concatenate_datasets(parts)
 
 
+class TokenizedRows:
+    """A tokenized split held in memory, indexed by a DataLoader like the ``datasets.Dataset`` it copies.
+
+    ``datasets.Dataset.__getitems__`` reads every batch from Arrow and builds one dict per row
+    (~1.3 ms per 32-row batch here, some 3 % of a tiny-model training step). This reads each
+    column once: a model input as one flat array of its tokens plus row offsets (a row is a
+    numpy view, int32/int8 as Arrow stores it), each label column as a Python list. A row is
+    the dict a ``Dataset`` row is, with numpy arrays for the token lists; ``Collator`` pads
+    either. Memory: the split's tokens once (a few bytes per token).
+    """
+
+    def __init__(self, dataset: datasets.Dataset):
+        table = dataset.with_format("arrow")[:]  # a slice's indices applied
+        self.tokens: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # input -> (flat values, offsets [rows + 1])
+        self.labels: dict[str, list[Any]] = {}
+        for name in table.column_names:
+            column = table.column(name).combine_chunks()
+            if name in MODEL_INPUTS:
+                self.tokens[name] = (column.values.to_numpy(zero_copy_only=False), column.offsets.to_numpy())
+            else:
+                self.labels[name] = column.to_pylist()
+        self.rows = len(table)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def lengths(self) -> list[int]:
+        """Tokens per row."""
+        return np.diff(self.tokens["input_ids"][1]).tolist()
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not -self.rows <= i < self.rows:
+            raise IndexError(f"row {i} of {self.rows}")
+        i %= self.rows
+        row: dict[str, Any] = {k: values[offsets[i] : offsets[i + 1]] for k, (values, offsets) in self.tokens.items()}
+        row.update((k, v[i]) for k, v in self.labels.items())
+        return row
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        return [self[i] for i in indices]
+
+
 class Collator:
-    """Pads model inputs with the tokenizer (dynamic padding) and stacks each task's labels."""
+    """Pads model inputs to the batch's longest row (dynamic padding) and stacks each task's labels.
+
+    The padding equals ``tokenizer.pad(rows, return_tensors="pt")`` (the tokenizer's
+    ``padding_side``, ``pad_token_id``, ``pad_token_type_id``, attention mask 0; int64 tensors
+    [rows, longest]) but is written into one preallocated array per input: ``tokenizer.pad``
+    builds a padded Python list per row and field first, a cost of ~2 ms per 32-row batch here,
+    about 5 % of a tiny-model training step.
+    """
 
     def __init__(self, tokenizer: Any, stream: Stream):
         self.tokenizer = tokenizer
         self.stream = stream
+        self.left = getattr(tokenizer, "padding_side", "right") == "left"
+        self.pad_values = {
+            "input_ids": tokenizer.pad_token_id,
+            "token_type_ids": getattr(tokenizer, "pad_token_type_id", 0),
+            "attention_mask": 0,
+        }
+        self.wants_mask = "attention_mask" in getattr(tokenizer, "model_input_names", ["attention_mask"])
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        inputs = [{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows]
-        batch = dict(self.tokenizer.pad(inputs, return_tensors="pt"))
+        batch: dict[str, Any] = dict(self.pad([{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows]))
         labels = {}
         for k, task in enumerate(self.stream.tasks):
             values = [r[f"label_{k}"] for r in rows]
@@ -279,6 +334,27 @@ class Collator:
                 labels[task.name] = torch.tensor(values, dtype=torch.long)
         batch["labels"] = labels
         return batch
+
+    def pad(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """``{input: int64 tensor [rows, longest]}`` for the model inputs of ``rows`` (lists of ints)."""
+        import torch
+
+        lengths = [len(r["input_ids"]) for r in rows]
+        width = max(lengths, default=0)
+        keys = [k for k in MODEL_INPUTS if rows and k in rows[0]]
+        if self.wants_mask and "attention_mask" not in keys:
+            keys.append("attention_mask")
+        out = {}
+        for key in keys:
+            array = np.full((len(rows), width), self.pad_values[key], dtype=np.int64)
+            for i, (row, n) in enumerate(zip(rows, lengths, strict=True)):
+                values = row[key] if key in row else 1  # no attention mask given: every token is real
+                if self.left:
+                    array[i, width - n :] = values
+                else:
+                    array[i, :n] = values
+            out[key] = torch.from_numpy(array)
+        return out
 
 
 def split_batch(batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
