@@ -40,7 +40,7 @@ class RunConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1  # fraction of optimizer steps with linear warm-up
     grad_accum_steps: int = 1  # micro-steps per optimizer step
-    group_by_length: bool = True  # batch rows of similar length (shuffled mega-batches): ~1/3 less padding
+    group_by_length: bool = True  # batches of rows of similar length, in random order: 1/3 of the padded tokens
     bf16: bool = False  # bf16 autocast: recent GPUs, CPUs with AVX512-BF16/AMX (20x slower on CPUs without)
     sampling: str = "proportional"  # how MTL picks the next batch's task: proportional|temperature|uniform
     temperature: float = 2.0  # for sampling="temperature": p_i ~ n_i ** (1 / temperature)
