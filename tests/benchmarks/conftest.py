@@ -37,7 +37,8 @@ because this machine's 2 cores are shared: with 2 threads per process and a load
 thread waits for its descheduled partner at every parallel region and an epoch's time varies
 fourfold,; one-thread timings vary far less.
 
-Opt-in variants: ``HARNESS_BENCH_MINILM=1`` enables the MiniLM benchmarks (minutes each).
+Opt-in variants: ``HARNESS_BENCH_MINILM=1`` enables the MiniLM benchmarks (minutes each);
+``HARNESS_BENCH_INFO=1`` the informational ratios (no target).
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ _META = pytest.StashKey[dict[str, Any]]()
 def bench_dir() -> Path:
     """Where the ratio table goes: ``$HARNESS_BENCH_DIR``, else ``<repository>/.bench``."""
     return Path(os.environ.get(BENCH_DIR_ENV) or ROOT / ".bench")
+
+
+def info_enabled() -> bool:
+    """Informational ratios without a target run only with ``HARNESS_BENCH_INFO=1``."""
+    return os.environ.get("HARNESS_BENCH_INFO", "") not in ("", "0")
 
 
 def minilm_enabled() -> bool:

@@ -7,7 +7,8 @@ function is one whole epoch, data loading included (tokenization is done once be
 the harness, from its cache, and the reference script, with ``datasets.map``, do it).
 
 - ``HarnessSST2.epoch``: ``train_epoch`` on what ``prepare_training`` builds for an STL job:
-  what ``harness run`` trains with (length-grouped batches, its collator, its optimizer).
+  what ``harness run`` trains with (length-grouped batches, its collator, its optimizer, its
+  progress bookkeeping as off a terminal).
 - ``reference_epoch``: the loop of transformers' ``examples/pytorch/text-classification/
   run_glue_no_trainer.py``: ``tokenizer(...)`` with ``padding=False`` (then
   ``DataCollatorWithPadding``, dynamic padding) or ``padding="max_length"`` (then
@@ -61,6 +62,7 @@ class HarnessSST2:
         from harness.core.plugins import build_registries, new_manager
         from harness.data.streams import make_streams, stream_split
         from harness.protocol.execute import make_accelerator
+        from harness.training.progress import RunProgress
         from harness.training.runner import TrainSetup, prepare_training
 
         registries = build_registries(new_manager(load=["glue"], autoload=False))
@@ -75,7 +77,10 @@ class HarnessSST2:
             learning_rate=LEARNING_RATE,
         )
         ctx = LoadContext(data_dir=glue_dir())
-        job = prepare_training(TrainSetup("stl", [task], 0, registries.metrics, cfg, ctx, make_accelerator(cfg)))
+        progress = RunProgress(total_jobs=1, live=False)  # as harness run reports off a terminal
+        progress.start_job(f"STL {TASK}", 1.0, epochs, key=TASK)
+        setup = TrainSetup("stl", [task], 0, registries.metrics, cfg, ctx, make_accelerator(cfg))
+        job = prepare_training(setup, progress.job(TASK))
         rows_ = stream_split(make_streams([task])[0], "train", ctx, rows)
         assert rows_ is not None and len(rows_) == rows
         return cls(job, model, list(rows_["sentence"]), list(rows_["label_0"]))
@@ -131,8 +136,14 @@ class HarnessSST2:
         return padded / real
 
 
-def reference_epoch(harness: HarnessSST2, pad_to_max_length: bool, epochs: int = 64) -> Callable[[], None]:
-    """One epoch of run_glue_no_trainer.py's loop on the harness's rows (see the module docstring)."""
+def reference_epoch(
+    harness: HarnessSST2, pad_to_max_length: bool, epochs: int = 64, fused: bool = False
+) -> Callable[[], None]:
+    """One epoch of run_glue_no_trainer.py's loop on the harness's rows (see the module docstring).
+
+    ``fused``: torch's fused AdamW kernel (as the harness uses) instead of the script's default
+    AdamW: what is left of the speed-up is the padding and the loop.
+    """
     import datasets
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
@@ -163,7 +174,7 @@ def reference_epoch(harness: HarnessSST2, pad_to_max_length: bool, epochs: int =
         },
         {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=LEARNING_RATE)
+    optimizer = torch.optim.AdamW(groups, lr=LEARNING_RATE, fused=fused or None)
     scheduler = get_scheduler(
         "linear", optimizer=optimizer, num_warmup_steps=0, num_training_steps=len(loader) * epochs
     )

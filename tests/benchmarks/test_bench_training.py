@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.benchmarks.conftest import minilm_enabled
+from tests.benchmarks.conftest import info_enabled, minilm_enabled
 from tests.benchmarks.sst2 import BATCH, MAX_LENGTH, HarnessSST2, reference_epoch
 
 MODELS = [
@@ -77,5 +77,23 @@ def test_data_pipeline_and_loop_add_at_most_ten_percent(ratio, harness, bench_th
         direction="<=",
         unit="s",
         labels=("harness epoch", "bare loop"),
+        setup=_setup(harness, bench_threads),
+    )
+
+
+@pytest.mark.benchmark(group="training-throughput")
+@pytest.mark.skipif(not info_enabled(), reason="informational: HARNESS_BENCH_INFO=1")
+def test_what_is_left_against_a_reference_with_the_fused_optimizer(ratio, harness, bench_threads):
+    """No target: how much of the speed-up is not the optimizer kernel (padding, data, loop)."""
+    reference = reference_epoch(harness, pad_to_max_length=False, fused=True)
+    ratio.measure(
+        f"throughput {harness.model_name}: harness / reference with fused AdamW, dynamic padding",
+        harness.epoch,
+        reference,
+        target=None,
+        direction=">=",
+        work=harness.rows,
+        unit="examples/s",
+        labels=("harness", "reference (dynamic padding, fused AdamW)"),
         setup=_setup(harness, bench_threads),
     )
