@@ -124,4 +124,5 @@ def test_the_fixture_records_every_ratio_writes_the_table_and_fails_a_missed_tar
         ("missed", False, 5),
     ]
     assert data["ratios"][2]["numerator"]["unit"] == "examples/s" and data["meta"]["load_average_end"]
+    assert data["meta"]["commit"] and data["meta"]["finished"] >= data["meta"]["date"]
     assert "| missed |" in (out / "ratios.md").read_text() and "benchmark ratios" in done.stdout

@@ -171,7 +171,8 @@ def ratio(benchmark: Any, request: pytest.FixtureRequest) -> RatioRecorder:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RECORDS] = []
-    config.stash[_META] = {"load_average_start": _load()}
+    # the commit and date of the code the session loaded, not of a later checkout
+    config.stash[_META] = {**machine(), "load_average_start": _load()}
 
 
 def _load() -> list[float] | None:
@@ -179,7 +180,7 @@ def _load() -> list[float] | None:
 
 
 def _meta(config: pytest.Config) -> dict[str, Any]:
-    return {**machine(), **config.stash[_META], "load_average_end": _load()}
+    return {**config.stash[_META], "finished": time.strftime("%Y-%m-%d %H:%M:%S %z"), "load_average_end": _load()}
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -127,7 +127,8 @@ class RatioRecord:
 
 
 def machine() -> dict[str, Any]:
-    """Where and when the session ran: date, commit, host, CPUs, torch threads and load average."""
+    """Where and when the session started: date, commit (and whether tracked files differ from it), CPUs,
+    torch's default thread count and the load average."""
     info: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "commit": _git("rev-parse", "--short", "HEAD"),
@@ -180,7 +181,8 @@ def markdown(records: Sequence[RatioRecord], meta: Mapping[str, Any]) -> str:
     lines = [
         "# Benchmark ratios",
         "",
-        f"{meta.get('date', '')}, commit {meta.get('commit', '?')}{dirty}; {meta.get('cpus', '?')} CPUs "
+        f"{meta.get('date', '')} to {meta.get('finished', '?')}, commit {meta.get('commit', '?')}{dirty}; "
+        f"{meta.get('cpus', '?')} CPUs "
         f"({meta.get('processor', '')}), torch {meta.get('torch', '?')} (threads: see each row's setup); "
         f"load average (1, 5, 15 min) {load[0]} at the start, {load[1]} at the end. "
         "Each ratio is median(numerator) / median(denominator) over interleaved rounds.",
