@@ -49,6 +49,24 @@ def test_worker_executors_are_refused_under_a_distributed_launch():
         check_executor(RunConfig(executor="local"), 2)
 
 
+def test_flags_of_another_executor_and_an_unreachable_ray_head_are_refused_at_once():
+    import socket
+
+    with pytest.raises(ConfigError, match="--workers 2 \\(config key workers\\) is for --executor local"):
+        check_executor(RunConfig(workers=2), 1)
+    with pytest.raises(ConfigError, match="asks Ray for job_cpus CPUs"):
+        check_executor(RunConfig(executor="ray", workers=2), 1)
+    with pytest.raises(ConfigError, match="--ray-address auto is for --executor ray"):
+        check_executor(RunConfig(executor="local", ray_address="auto"), 1)
+    with pytest.raises(ConfigError, match="expected HOST:PORT"):
+        check_executor(RunConfig(executor="ray", ray_address="nowhere"), 1)
+    with socket.socket() as sock:  # a port nobody listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot reach 127.0.0.1:{port}.*ray start --head"):
+            check_executor(RunConfig(executor="ray", ray_address=f"127.0.0.1:{port}"), 1)  # before Ray is asked
+
+
 class _Recording(Executor):
     def __init__(self, run_dir: Path, store: JobStore | None = None) -> None:
         super().__init__(run_dir, resume=False, units=lambda job: 10.0, store=store)

@@ -72,6 +72,7 @@ def test_second_run_reuses_every_job(first, store, tmp_path, toy_env, capsys):
     assert not list(jobs.glob("*/best")) and not list(jobs.glob("*/state"))  # nothing trained here
     features = next(jobs.glob("stl-*/features.npy"))
     assert features.stat().st_nlink == 2  # a hard link into the store
+    assert f"4 of 4 jobs reused from store {store.resolve()}" in capsys.readouterr().err  # the run says so
     assert main(["show", str(tmp_path / "run2")]) == 0
     assert f"4 of 4 jobs reused from store {store.resolve()}" in capsys.readouterr().err
 
@@ -173,16 +174,27 @@ def test_changed_seed_retrains_and_none_disables_the_store(first, store, tmp_pat
     assert not list((tmp_path / "off").glob("jobs/*/reused.json"))
 
 
-def test_half_written_entries_are_ignored_and_retrained(first, store, tmp_path, toy_env):
+def test_half_written_entries_are_ignored_and_retrained(first, store, tmp_path, toy_env, capsys):
     entry = next(store.glob("stl-0-toy.size-*"))
     # a killed writer: a temporary folder, and (by hand) an entry missing its result
     shutil.copytree(entry, store / ".tmp" / f"{entry.name}.killed")
     entry.chmod(0o755)
     (entry / "result.json").unlink()
-    results = run(tmp_path / "run2", store)
+    (store / ".locks" / f"{entry.name}.lock").unlink()  # made again below
+    old_mask = os.umask(0o002)  # a store shared by a group
+    try:
+        results = run(tmp_path / "run2", store)
+    finally:
+        os.umask(old_mask)
     retrained = [k for k, source in reused(results).items() if source is None]
     assert len(retrained) == 1 and retrained[0].startswith("stl-0-toy.size-")
     assert jobstore.read_entry(entry) is not None  # the retrained job replaced the damaged entry
+    # said once, at lookup; not again when the new entry replaces it
+    assert capsys.readouterr().err.count("is damaged or of another version") == 1
+    # the group sharing the store can read the new entry and take its lock (mkdtemp's 0700 and
+    # filelock's 0644 would lock them out)
+    assert entry.stat().st_mode & 0o777 == 0o775
+    assert (store / ".locks" / f"{entry.name}.lock").stat().st_mode & 0o777 == 0o664
     assert main(["cache", "gc", "--job-store", str(store)]) == 0  # no limits: only dead writers' folders
     assert not list((store / ".tmp").iterdir()) and len(jobstore.list_entries(store)) == 4
 

@@ -197,11 +197,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         sections = [s for s in SECTIONS if s in (args.only or SECTIONS)]
         print_report(results, sections, layers=args.layers, title=escape(str(args.run_dir)))
-        _reused_line(results.jobs)
+        reused_line(results.jobs)
     return 0
 
 
-def _reused_line(jobs: dict[str, dict[str, Any]]) -> None:
+def reused_line(jobs: dict[str, dict[str, Any]]) -> None:
     """How many of the run's jobs were reused from the job store (trained by another run), and from where."""
     from harness.report.console import console
 

@@ -40,6 +40,7 @@ from filelock import FileLock, Timeout
 from harness.errors import ConfigError, RunError
 from harness.protocol.plan import JobSpec
 from harness.protocol.results import JobResult
+from harness.protocol.rundir import chmod_as_umask, current_umask
 
 log = logging.getLogger("harness")
 
@@ -166,9 +167,10 @@ class JobStore:
             (self.root / TMP).mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=self.root / TMP))
             try:
+                chmod_as_umask(tmp, 0o777)  # mkdtemp makes it 0700: others sharing the store could not read it
                 _write_entry(tmp, job, job_dir, result, self.contents(job), key)
-                if read_entry(entry) is None and entry.exists():
-                    _discard(entry, self.root)  # a damaged entry (files deleted by hand): replaced
+                if entry.exists() and read_entry(entry, quiet=True) is None:
+                    _discard(entry, self.root)  # a damaged entry (files deleted by hand; warned at lookup): replaced
                 try:
                     os.rename(tmp, entry)
                 except OSError:  # another writer published first: theirs is as good
@@ -191,21 +193,24 @@ class JobStore:
 
 def key_lock(root: Path, key: str) -> FileLock:
     (root / LOCKS).mkdir(parents=True, exist_ok=True)
-    # thread_local=False: an executor may claim in one thread and publish from another
-    return FileLock(str(root / LOCKS / f"{key}.lock"), thread_local=False)
+    # thread_local=False: an executor may claim in one thread and publish from another; mode: the
+    # lock file as the umask allows (filelock's default 0644 locks other users of a shared store out)
+    return FileLock(str(root / LOCKS / f"{key}.lock"), thread_local=False, mode=0o666 & ~current_umask())
 
 
-def read_entry(entry: Path) -> JobResult | None:
-    """The entry's JobResult when the entry is whole (entry and result files, its features); else None."""
+def read_entry(entry: Path, quiet: bool = False) -> JobResult | None:
+    """The entry's JobResult when the entry is whole (entry and result files, its features); else None
+    (with a warning that the job is trained again, unless ``quiet``)."""
     try:
         meta = json.loads((entry / ENTRY_FILE).read_text(encoding="utf-8"))
         result = JobResult.from_json(json.loads((entry / RESULT_FILE).read_text(encoding="utf-8")), entry)
     except (OSError, ValueError, TypeError, RunError):
-        if entry.exists():
+        if entry.exists() and not quiet:
             log.warning("job store entry %s is damaged or of another version; the job is trained again", entry)
         return None
     if meta.get("version") != ENTRY_VERSION or (result.features and not (entry / result.features).is_file()):
-        log.warning("job store entry %s is incomplete; the job is trained again", entry)
+        if not quiet:
+            log.warning("job store entry %s is incomplete; the job is trained again", entry)
         return None
     return result
 
