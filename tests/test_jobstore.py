@@ -245,3 +245,8 @@ def test_unwritable_store_and_bad_sizes_are_one_line_errors(tmp_path, capsys, to
     assert main(["cache", "gc", "--job-store", str(tmp_path), "--max-size", "lots"]) == 2
     assert "expected a size such as 500M" in capsys.readouterr().err
     assert jobstore.parse_size("1.5k") == 1536 and jobstore.parse_size("2G") == 2 * 1024**3
+    for command in ("ls", "gc"):  # a mistyped store is not an empty one
+        assert main(["cache", command, "--job-store", str(blocker)]) == 2
+        assert f"job store {blocker}: not a folder" in capsys.readouterr().err
+        assert main(["cache", command, "--job-store", str(tmp_path / "typo")]) == 2
+        assert "no such folder; check the path" in capsys.readouterr().err
