@@ -258,7 +258,7 @@ class Registries:
 
     def of_kind(self, kind: str) -> Registry[Any]:
         kinds = {"task": self.tasks, "metric": self.metrics, "grouper": self.groupers, "predictor": self.predictors}
-        return kinds[kind] if kind in kinds else self.readers
+        return {**kinds, "input_reader": self.readers}[kind]
 
 
 Contributions = dict[str, list[tuple[str, Any]]]  # plugin -> [(kind, registered object)]
