@@ -175,14 +175,11 @@ def test_opposite_labels_in_one_group_are_learnt_apart(tmp_path):
     # the reported metrics alone cannot show a mix-up (b would be trained *and* scored on a's labels):
     # the MTL model's own heads must predict each task's own test labels
     import torch
-    from safetensors.torch import load_file
 
-    from harness.training.model import HeadSpec, build_model
+    from harness.training.saved import load_saved
 
-    specs = {t.name: t for t in load_cards(tmp_path / "cards")}
-    model, tokenizer = build_model("tiny", [HeadSpec.of(specs["a"]), HeadSpec.of(specs["b"])], "mean", 0.0)
-    model.load_state_dict(load_file(next((tmp_path / "run").glob("jobs/mtl-*/best/model.safetensors"))))
-    model.eval()
+    saved = load_saved(next((tmp_path / "run").glob("jobs/mtl-*/best")))  # the saved heads, as harness predict
+    model, tokenizer = saved.model, saved.tokenizer
     inputs = tokenizer([r["text"] for r in rows["test"]], padding=True, return_tensors="pt")
     with torch.no_grad():
         logits = model(tasks=["a", "b"], input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])

@@ -225,7 +225,11 @@ def test_local_runs_sharing_a_job_store_train_each_job_once(tmp_path, plugin_env
     one, two = (json.loads((run / "results.json").read_text()) for run in runs)
     assert len(one["jobs"]) == 8 and not any("reused_from" in job for job in one["jobs"].values())  # 3+1+1+3
     assert all(Path(job["reused_from"]).parent == store.resolve() for job in two["jobs"].values())
-    assert not list((runs[1] / "jobs").glob("*/best")) and not list((runs[1] / "jobs").glob("*/state"))
+    assert not list((runs[1] / "jobs").glob("*/state"))  # trained nothing; its saved models are the store's:
+    models = [[b.parent.name for b in (run / "jobs").glob("*/best")] for run in runs]
+    assert sorted(models[0]) == sorted(models[1]) and all(
+        (runs[1] / "jobs" / key / "best" / "model.safetensors").stat().st_nlink >= 3 for key in models[1]
+    )  # hard links: the first run's file, the store's, the second run's
     entries = [p for p in store.iterdir() if not p.name.startswith(".")]
     assert len(entries) == 8 and len(list(store.glob("*/features.npy"))) == 4  # 3 STL + init: what workers wrote
     for results in (one, two):

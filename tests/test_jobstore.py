@@ -61,6 +61,12 @@ def store(first, tmp_path) -> Path:
     return copy
 
 
+def _linked_from_store(best: Path) -> bool:
+    """Every file of a reused job's best/ is its store entry's file (the same inode)."""
+    entry = Path(json.loads((best.parent / "reused.json").read_text())["reused_from"]) / "best"
+    return all(os.path.samefile(f, entry / f.name) for f in best.iterdir()) and any(best.iterdir())
+
+
 def test_second_run_reuses_every_job(first, store, tmp_path, toy_env, capsys):
     results = run(tmp_path / "run2", store)
     sources = reused(results)
@@ -69,7 +75,8 @@ def test_second_run_reuses_every_job(first, store, tmp_path, toy_env, capsys):
     assert results["tasks"] == before["tasks"]  # the same metrics and gaps
     assert results["predictors"]["cka_linear"]["matrix"] == before["predictors"]["cka_linear"]["matrix"]  # features
     jobs = tmp_path / "run2" / "jobs"
-    assert not list(jobs.glob("*/best")) and not list(jobs.glob("*/state"))  # nothing trained here
+    assert not list(jobs.glob("*/state"))  # nothing trained here: the saved models are the store's, hard-linked
+    assert len(list(jobs.glob("*/best"))) == 4 and all(_linked_from_store(best) for best in jobs.glob("*/best"))
     features = next(jobs.glob("stl-*/features.npy"))
     assert features.stat().st_nlink == 2  # a hard link into the store
     assert f"4 of 4 jobs reused from store {store.resolve()}" in capsys.readouterr().err  # the run says so

@@ -43,6 +43,7 @@ from harness.training.model import HeadSpec, build_model, task_loss_sum
 from harness.training.observers import StepInfo, StepObserver
 from harness.training.progress import JobProgress
 from harness.training.sampling import epoch_schedule
+from harness.training.saved import load_weights, model_info, save_best
 from harness.training.thresholds import sigmoid, tune_thresholds
 
 log = logging.getLogger("harness")
@@ -460,7 +461,8 @@ def _train_epochs(
         if training.track:
             acc.log(epoch_values(record, metric_names), step=(epoch + 1) * steps)
         if cfg.keep_best and (len(history) == 1 or record["selection"] > best_before):  # the epoch _final picks
-            acc.save_model(acc.unwrap_model(model), job_dir / "best")
+            info = model_info(tasks, cfg, job=job_dir.name, kind=setup.kind, seed=setup.seed, record=record)
+            save_best(acc, model, job_dir / "best", info)  # self-describing: harness predict reads it
         _checkpoint(acc, job_dir, history, training.observers)
     return train_seconds, train_examples
 
@@ -473,13 +475,7 @@ def linear_schedule(optimizer: Any, warmup: int, total: int) -> Any:
 
 
 def _load_best(acc: Accelerator, model: Any, folder: Path) -> None:
-    from safetensors.torch import load_file
-
-    files = sorted(folder.glob("*.safetensors"))
-    state: dict[str, Any] = {}
-    for f in files:
-        state.update(load_file(str(f)))
-    acc.unwrap_model(model).load_state_dict(state)
+    load_weights(acc.unwrap_model(model), folder)  # harness.training.saved: this format and the one before
 
 
 def stopped_early(history: list[dict[str, Any]], patience: int) -> bool:
