@@ -222,7 +222,9 @@ def test_two_runs_needing_the_same_jobs_train_each_once(tmp_path):
         assert (one["jobs"][key].get("reused_from") is None) != (two["jobs"][key].get("reused_from") is None)
     assert one["tasks"] == two["tasks"]
     assert len(jobstore.list_entries(store)) == 4 and not list((store / ".tmp").iterdir())
-    assert sum(e.count("reused from store") for e in errs) == 4
+    assert sum(e.count(": reused from store") for e in errs) == 4  # one line per reused job
+    reusing = sum(any(job.get("reused_from") for job in r["jobs"].values()) for r in (one, two))
+    assert sum(e.count("jobs reused from store") for e in errs) == reusing  # and the summary of a run that reused
 
 
 def test_cache_ls_and_gc(first, store, capsys):
