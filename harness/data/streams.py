@@ -125,10 +125,13 @@ def _check_same_rows(
         )
     if other is base or other._fingerprint == base._fingerprint:
         return
-    for field in stream.text_fields:
-        mine, theirs = other[field], base[field]
-        if mine != theirs:
-            row = next(i for i, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b)
+    import pyarrow.compute as pc
+
+    for field in stream.text_fields:  # compared in Arrow: the texts never become Python strings
+        mine, theirs = other.with_format("arrow")[field], base.with_format("arrow")[field]
+        if not mine.equals(theirs):
+            differs = pc.fill_null(pc.not_equal(mine, theirs), True)  # a missing text on one side differs too
+            row = max(pc.index(differs, True).as_py(), 0)
             raise DataError(
                 f"{where}: task {task.name!r} row {row} has other {field!r} text than task {first.name!r}; "
                 "tasks in one group must label the same rows in the same order"
@@ -184,18 +187,35 @@ def content_fingerprint(dataset: datasets.Dataset) -> str:
     times, so the same data in another folder, or a fresh copy of it, gets another one. This
     hashes the Arrow IPC stream of the rows the dataset selects (a slice's indices applied):
     equal data gives an equal fingerprint wherever it lives, and any edit changes it. Linear in
-    the data's size (hashlib over the Arrow buffers).
+    the data's size (hashlib over the Arrow buffers); the stream is hashed as it is written, so a
+    memory-mapped dataset is not copied into memory.
     """
     import pyarrow as pa
 
     table = dataset.with_format("arrow")[:]
     table = table.replace_schema_metadata(None)  # datasets stores its own (path-based) fingerprint there
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
     digest = hashlib.sha256(json.dumps(dataset.features.to_dict(), sort_keys=True).encode())
-    digest.update(sink.getvalue())
+    with pa.PythonFile(_HashSink(digest), mode="w") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
     return digest.hexdigest()[:16]
+
+
+class _HashSink:
+    """A write-only file object that feeds what is written to a hashlib digest."""
+
+    def __init__(self, digest: Any) -> None:
+        self.digest = digest
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
