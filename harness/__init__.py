@@ -6,6 +6,7 @@ The names below are the public plugin API (see ``harness.api``).
 from harness.api import (
     MISSING_LABEL,
     Grouper,
+    InputReader,
     LoadContext,
     Metric,
     Predictor,
@@ -24,6 +25,7 @@ __all__ = [
     "DataError",
     "Grouper",
     "HarnessError",
+    "InputReader",
     "LoadContext",
     "Metric",
     "Predictor",

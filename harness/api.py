@@ -1,8 +1,8 @@
 """The public plugin API: what third-party plugins import.
 
 These names are stable: ``hookimpl``, ``TaskSpec``, ``ProblemType``, ``LoadContext``,
-``Metric``, ``Grouper``, ``Predictor``, ``MISSING_LABEL``, the ``Register`` callback type and
-``DataError``, the error a loader raises for bad or missing data. Import them from ``harness``
+``Metric``, ``Grouper``, ``Predictor``, ``InputReader``, ``MISSING_LABEL``, the ``Register`` callback
+type and ``DataError``, the error a loader raises for bad or missing data. Import them from ``harness``
 (re-exported there, with ``HarnessError`` and ``load_cards``) or from ``harness.api``.
 """
 
@@ -26,6 +26,7 @@ __all__ = [
     "SPLITS",
     "DataError",
     "Grouper",
+    "InputReader",
     "LoadContext",
     "Loader",
     "Metric",
@@ -33,6 +34,7 @@ __all__ = [
     "ProblemType",
     "Register",
     "TaskSpec",
+    "Unit",
     "hookimpl",
 ]
 
@@ -89,6 +91,11 @@ class TaskSpec:
     Tasks with the same ``input_group`` label the same inputs: their loaders return the
     same rows in the same order for every split, so one encoder pass serves them all.
 
+    ``input_reader``: the registered ``InputReader`` that turns a record of a ``harness predict``
+    input file into what the task classifies: ``"rows"`` (built in: a row holding the text
+    fields) unless the task classifies pieces of a larger input (the spine tasks: the per-level
+    snippets of a whole report). Saved with every trained model (``harness.json``).
+
     ``version``: the task definition's version (labels, metrics, what the loader means); bump it
     when results of the old definition must no longer be compared with the new (the leaderboard
     compares a task's results only within one version and one data fingerprint).
@@ -105,6 +112,7 @@ class TaskSpec:
     input_group: str | None = None
     description: str = ""
     version: str = "1"
+    input_reader: str = "rows"
 
     def __post_init__(self) -> None:
         where = f"task {self.name!r}"
@@ -139,6 +147,10 @@ class TaskSpec:
             raise TaskSpecError(f"{where}: loader must be callable (split, context) -> datasets.Dataset")
         if not isinstance(self.version, str) or not self.version.strip():
             raise TaskSpecError(f"{where}: version must be a non-empty string, got {self.version!r}")
+        if not isinstance(self.input_reader, str) or not NAME_RE.match(self.input_reader):
+            raise TaskSpecError(
+                f"{where}: input_reader must name a registered InputReader (e.g. 'rows'), got {self.input_reader!r}"
+            )
 
     @property
     def num_outputs(self) -> int:
@@ -227,6 +239,41 @@ class Predictor:
                 f"known: {', '.join(ARTIFACTS)}"
             )
         object.__setattr__(self, "needs", tuple(needs))
+
+
+#: One unit to classify: (its name within the record, e.g. a vertebral level, "" when the record is
+#: the unit; one text per text field of the task).
+Unit = tuple[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class InputReader:
+    """How ``harness predict`` turns one record of an input file into the units a task classifies.
+
+    ``fn(record, text_fields)``: ``record`` is one input (the object of a JSONL line, or a TSV/CSV
+    row keyed by its header); ``text_fields`` are the task's. It returns None when the record is
+    not this reader's kind of input (then the task's model skips it: a lumbar report for a
+    cervical model, a row without the task's fields), else a list (possibly empty) of units
+    ``(unit, texts)`` with one string per text field. A record it cannot read (a field of the
+    wrong type) raises ``DataError`` naming the field, never quoting the input's text. Records
+    are read one at a time: a reader holds no state between calls.
+
+    ``id_field``: the record's field that identifies it in the output (``id``; the spine
+    reader's ``report_id``); ``unit``: the output column naming the units (``level``), "" when a
+    record is one unit.
+    """
+
+    name: str
+    fn: Callable[[Mapping[str, Any], tuple[str, ...]], list[Unit] | None]
+    description: str = ""
+    id_field: str = "id"
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "input reader")
+        for attr in ("id_field", "unit"):
+            if not isinstance(getattr(self, attr), str):
+                raise PluginError(f"input reader {self.name!r}: {attr} must be a string")
 
 
 #: The run artifacts a predictor may read (README, "Write a plugin: predictors and groupers").

@@ -43,6 +43,11 @@ def register_predictors(register: Register) -> None:
 
 
 @hookspec
+def register_input_readers(register: Register) -> None:
+    """Call ``register(InputReader(name, fn))``; ``fn(record, text_fields)``: what ``harness predict`` classifies."""
+
+
+@hookspec
 def register_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add sub-commands to the ``harness`` CLI. Set ``func=callable(args) -> int`` as a default."""
 

@@ -85,6 +85,12 @@ BENCH = """
 
     def test_too_few_rounds(ratio):
         ratio.measure("few", noop, noop, rounds=3, target=1.0, direction=">=")
+
+    def test_figures(ratio):
+        ratio.figure("bytes written", 111.0, "MB", limit=200, setup={"run": "smoke"})
+        ratio.figure("peak memory", 3.3, "GiB")
+        ratio.figure("too much", 5.0, "GiB", limit=4.0)
+        raise AssertionError("not reached: the missed limit fails the test")
 """
 
 
@@ -115,8 +121,9 @@ def test_the_fixture_records_every_ratio_writes_the_table_and_fails_a_missed_tar
         text=True,
         timeout=300,
     )
-    assert "2 failed, 1 passed" in done.stdout, done.stdout + done.stderr
+    assert "3 failed, 1 passed" in done.stdout, done.stdout + done.stderr
     assert "target not met: missed:" in done.stdout and "rounds must be >= 5" in done.stdout
+    assert "limit not met: too much: 5 GiB (limit <= 4: NOT MET)" in done.stdout
     data = json.loads((out / "ratios.json").read_text())
     assert [(r["name"], r["met"], r["rounds"]) for r in data["ratios"]] == [
         ("met", True, 5),
@@ -126,3 +133,11 @@ def test_the_fixture_records_every_ratio_writes_the_table_and_fails_a_missed_tar
     assert data["ratios"][2]["numerator"]["unit"] == "examples/s" and data["meta"]["load_average_end"]
     assert data["meta"]["commit"] and data["meta"]["finished"] >= data["meta"]["date"]
     assert "| missed |" in (out / "ratios.md").read_text() and "benchmark ratios" in done.stdout
+    assert [(f["name"], f["value"], f["unit"], f["met"]) for f in data["figures"]] == [
+        ("bytes written", 111.0, "MB", True),
+        ("peak memory", 3.3, "GiB", None),
+        ("too much", 5.0, "GiB", False),
+    ]
+    table = (out / "ratios.md").read_text()
+    assert "| bytes written | **111.0 MB** | <= 200 MB | met | run=smoke |" in table
+    assert "| too much | **5 GiB** | <= 4 GiB | NOT MET |" in table

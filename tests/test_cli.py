@@ -31,7 +31,8 @@ def _json(capsys, argv: list[str]) -> object:
 def test_plugins_json_lists_first_party_plugins_with_versions_and_hooks(capsys):
     rows = {r["name"]: r for r in _json(capsys, ["plugins", "--json"])}
     assert rows["glue"]["version"] == "0.1.0" and rows["glue"]["hooks"] == ["register_tasks"]
-    assert rows["spine"]["hooks"] == ["register_commands", "register_predictors", "register_tasks"]
+    hooks = ["register_commands", "register_input_readers", "register_predictors", "register_tasks"]
+    assert rows["spine"]["hooks"] == hooks
     assert rows["harness.default"]["status"] == "loaded"
 
 

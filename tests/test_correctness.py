@@ -175,14 +175,11 @@ def test_opposite_labels_in_one_group_are_learnt_apart(tmp_path):
     # the reported metrics alone cannot show a mix-up (b would be trained *and* scored on a's labels):
     # the MTL model's own heads must predict each task's own test labels
     import torch
-    from safetensors.torch import load_file
 
-    from harness.training.model import HeadSpec, build_model
+    from harness.training.saved import load_saved
 
-    specs = {t.name: t for t in load_cards(tmp_path / "cards")}
-    model, tokenizer = build_model("tiny", [HeadSpec.of(specs["a"]), HeadSpec.of(specs["b"])], "mean", 0.0)
-    model.load_state_dict(load_file(next((tmp_path / "run").glob("jobs/mtl-*/best/model.safetensors"))))
-    model.eval()
+    saved = load_saved(next((tmp_path / "run").glob("jobs/mtl-*/best")))  # the saved heads, as harness predict
+    model, tokenizer = saved.model, saved.tokenizer
     inputs = tokenizer([r["text"] for r in rows["test"]], padding=True, return_tensors="pt")
     with torch.no_grad():
         logits = model(tasks=["a", "b"], input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
@@ -283,7 +280,8 @@ def test_resume_under_gradient_accumulation_equals_a_straight_run(tmp_path, monk
     from harness.training.runner import TrainSetup, run_job
 
     tasks, metrics = _uneven_tasks(["uneven.a", "uneven.b"])
-    cfg = config.resolve("smoke", sets=["batch_size=4", "grad_accum_steps=3", "epochs=3", "warmup_ratio=0.2"])
+    sets = ["batch_size=4", "grad_accum_steps=3", "epochs=3", "warmup_ratio=0.2", "state_every_minutes=0"]
+    cfg = config.resolve("smoke", sets=sets)
     acc = make_accelerator(cfg)
     job = TrainSetup("mtl", tasks, 0, metrics, cfg, LoadContext(), acc)
     schedulers = []
@@ -305,17 +303,17 @@ def test_resume_under_gradient_accumulation_equals_a_straight_run(tmp_path, monk
     class Killed(Exception):
         pass
 
-    save = runner._checkpoint
+    save = runner.save_state
 
-    def kill_after_first_epoch(acc, job_dir, history, observers=()):
-        save(acc, job_dir, history, observers)
+    def kill_after_first_epoch(acc, job_dir, history, observers=(), best=None):
+        save(acc, job_dir, history, observers, best)
         raise Killed
 
-    monkeypatch.setattr(runner, "_checkpoint", kill_after_first_epoch)
+    monkeypatch.setattr(runner, "save_state", kill_after_first_epoch)
     with pytest.raises(Killed):
         run_job(job, tmp_path / "killed", resume=False)
     acc.free_memory()  # a real kill ends the process; here, drop the killed job's prepared objects
-    monkeypatch.setattr(runner, "_checkpoint", save)
+    monkeypatch.setattr(runner, "save_state", save)
     resumed = run_job(job, tmp_path / "killed", resume=True).record
     assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in straight["history"]]
     assert resumed["metrics"] == straight["metrics"]
@@ -363,14 +361,16 @@ def test_early_stopping_is_decided_from_the_history():
 @pytest.mark.slow
 def test_early_stopped_job_resumes_to_the_same_result(tmp_path, monkeypatch):
     """patience=1 on a task that peaks early: the job stops before max epochs, reports its best
-    epoch, and a run killed after the stopping epoch resumes to the same result."""
+    epoch, saves no state after its stopping epoch, and a job killed after that epoch resumes
+    from its last state (with the best epoch's weights) to the same result and weights."""
     from harness.core import config
     from harness.protocol.execute import make_accelerator
     from harness.training import runner
     from harness.training.runner import TrainSetup, run_job
 
     tasks, metrics = _uneven_tasks(["uneven.a"])
-    cfg = config.resolve("smoke", sets=["batch_size=4", "epochs=8", "patience=1", "learning_rate=0.01"])
+    sets = ["batch_size=4", "epochs=8", "patience=1", "learning_rate=0.01", "state_every_minutes=0"]
+    cfg = config.resolve("smoke", sets=sets)
     acc = make_accelerator(cfg)
     job = TrainSetup("stl", tasks, 0, metrics, cfg, LoadContext(), acc)
     straight = run_job(job, tmp_path / "straight", resume=False).record
@@ -381,18 +381,73 @@ def test_early_stopped_job_resumes_to_the_same_result(tmp_path, monkeypatch):
     class Killed(Exception):
         pass
 
-    save, calls = runner._checkpoint, []
+    save, write_best, calls = runner.save_state, runner.save_best, []
 
-    def kill_at_the_end(acc, job_dir, history, observers=()):
-        save(acc, job_dir, history, observers)
+    def count(acc, job_dir, history, observers=(), best=None):
+        save(acc, job_dir, history, observers, best)
         calls.append(len(history))
-        if len(history) == trained:
-            raise Killed
 
-    monkeypatch.setattr(runner, "_checkpoint", kill_at_the_end)
+    def kill_at_the_end(acc, model, folder, info):  # after the stopping epoch, before anything is written
+        raise Killed
+
+    monkeypatch.setattr(runner, "save_state", count)
+    monkeypatch.setattr(runner, "save_best", kill_at_the_end)
     with pytest.raises(Killed):
         run_job(job, tmp_path / "killed", resume=False)
     acc.free_memory()
-    monkeypatch.setattr(runner, "_checkpoint", save)
+    assert calls == list(range(1, trained))  # every epoch but the stopping one (0 minutes: each epoch)
+    assert not (tmp_path / "killed" / "best").exists()  # the best weights are written once, at the end
+    monkeypatch.setattr(runner, "save_best", write_best)
     resumed = run_job(job, tmp_path / "killed", resume=True).record
     assert resumed["epochs_trained"] == trained and resumed["metrics"] == straight["metrics"]
+    assert calls == list(range(1, trained))  # the resumed job trained only the stopping epoch: no save
+    _assert_same_best_weights(tmp_path / "straight", tmp_path / "killed")
+
+
+def _assert_same_best_weights(one: Path, two: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    for name in ("model.safetensors", "heads.safetensors"):  # the encoder and the heads (harness.training.saved)
+        weights = [load_file(str(run / "best" / name)) for run in (one, two)]
+        assert weights[0].keys() == weights[1].keys()
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # bit for bit
+
+
+@pytest.mark.slow
+def test_resume_after_the_best_epoch_restores_its_weights_from_the_state(tmp_path, monkeypatch):
+    """The best weights live in memory during training: a state saved after a later epoch carries
+    them (best.safetensors), and the resumed job reports and writes the same best epoch's weights."""
+    from harness.core import config
+    from harness.protocol.execute import make_accelerator
+    from harness.training import runner
+    from harness.training.runner import TrainSetup, run_job
+
+    tasks, metrics = _uneven_tasks(["uneven.a"])
+    sets = ["batch_size=4", "epochs=6", "learning_rate=0.01", "state_every_minutes=0"]
+    acc = make_accelerator(config.resolve("smoke", sets=sets))
+    job = TrainSetup("stl", tasks, 0, metrics, config.resolve("smoke", sets=sets), LoadContext(), acc)
+    straight = run_job(job, tmp_path / "straight", resume=False).record
+    acc.free_memory()
+    best = straight["best_epoch"]
+    assert best <= 4, f"the task should peak early at this learning rate (best epoch {best} of 6)"
+
+    class Killed(Exception):
+        pass
+
+    save = runner.save_state
+
+    def kill_after_the_best(acc, job_dir, history, observers=(), best_weights=None):
+        save(acc, job_dir, history, observers, best_weights)
+        if len(history) == best + 1:
+            raise Killed
+
+    monkeypatch.setattr(runner, "save_state", kill_after_the_best)
+    with pytest.raises(Killed):
+        run_job(job, tmp_path / "killed", resume=False)
+    acc.free_memory()
+    assert (tmp_path / "killed" / "state" / "best.safetensors").exists()
+    monkeypatch.setattr(runner, "save_state", save)
+    resumed = run_job(job, tmp_path / "killed", resume=True).record
+    assert resumed["best_epoch"] == best and resumed["history"] == straight["history"]
+    _assert_same_best_weights(tmp_path / "straight", tmp_path / "killed")

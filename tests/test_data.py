@@ -112,6 +112,7 @@ def test_collator_pads_dynamically_and_stacks_labels():
 def test_tokenized_rows_serve_the_rows_and_batches_of_the_dataset():
     """In-memory rows equal the dataset's rows (a shuffled slice, labels of every kind) and collate alike."""
     from harness.data.streams import TokenizedRows
+    from harness.training.runner import token_lengths
 
     n = 40
     rows = {
@@ -139,7 +140,7 @@ def test_tokenized_rows_serve_the_rows_and_batches_of_the_dataset():
     data = tokenize(stream_split(stream, "train", LoadContext()), stream, tokenizer, 32, False)
     data = data.shuffle(seed=3).select(range(5, 30))  # an indices mapping over the Arrow table
     held = TokenizedRows(data)
-    assert len(held) == 25 and held.lengths() == [len(ids) for ids in data["input_ids"]]
+    assert len(held) == 25 and token_lengths(data) == [len(ids) for ids in data["input_ids"]]
     for i in (0, 7, 24, -1):
         mine, theirs = held[i], data[i % 25]
         assert set(mine) == set(theirs)
@@ -207,3 +208,67 @@ def test_content_fingerprint_follows_the_data_not_its_location(tmp_path):
     original, copy, edited = fingerprints(GLUE_DIR), fingerprints(tmp_path / "copy"), fingerprints(tmp_path / "edited")
     assert original[0] == copy[0] and original[1] != copy[1]  # same rows: same content fingerprint, another path
     assert edited[0] != original[0]
+
+
+def _memory_mapped(dataset: datasets.Dataset) -> bool:
+    """Every Arrow block of the dataset is read from a file (memory-mapped), none held in memory."""
+    from datasets.table import ConcatenationTable, MemoryMappedTable
+
+    table = dataset.data
+    blocks = [b for row in table.blocks for b in row] if isinstance(table, ConcatenationTable) else [table]
+    return all(isinstance(b, MemoryMappedTable) for b in blocks)
+
+
+def test_tokenized_data_stays_arrow_backed_and_memory_mapped(toy_manager, monkeypatch):
+    """The training and evaluation data are the tokenization cache's Arrow files, memory-mapped (also
+    when a split is tokenized in several shards), not Python lists; batches are read row by row."""
+    from harness.core.config import RunConfig
+    from harness.core.plugins import build_registries
+    from harness.data import streams
+    from harness.protocol.execute import make_accelerator
+    from harness.training.runner import prepare_data, token_lengths, train_loader
+
+    monkeypatch.setattr(streams, "SHARD_ROWS", 50)  # toy train splits have 192 rows: 4 shards
+    tasks = [entry.value for entry in build_registries(toy_manager).tasks]
+    cfg = RunConfig(model="tiny", max_length=32)
+    tokenizer = load_tokenizer("tiny")
+    data = prepare_data(tasks, tokenizer, cfg, LoadContext(), make_accelerator(cfg))
+    evaluation = [ds for pairs in data.eval.values() for _, ds in pairs]
+    assert len(data.train) == 2 and len(evaluation) == 4  # the toy group and toy.score; dev and test
+    for dataset in [*data.train, *evaluation]:
+        assert _memory_mapped(dataset) and dataset.cache_files
+        assert all(f["filename"].startswith(os.environ["HARNESS_CACHE"]) for f in dataset.cache_files)
+    assert len(data.train[0].cache_files) == 4  # the shards, concatenated without a copy
+    loader = train_loader(data.train[0], data.streams[0], tokenizer, cfg)
+    assert loader.sampler.lengths == token_lengths(data.train[0]) == [len(r["input_ids"]) for r in data.train[0]]
+    rows = loader.dataset  # TokenizedRows: numpy views of the memory-mapped Arrow buffers, no copy
+    assert _memory_mapped(rows.dataset)
+    for name, chunks in rows.tokens.items():
+        arrow = rows.dataset.data.table.column(name).chunks  # the memory-mapped table's own chunks
+        assert len(chunks) == len(arrow) == 4, name
+        for (values, offsets), chunk in zip(chunks, arrow, strict=True):
+            assert values.ctypes.data == chunk.values.buffers()[1].address + chunk.values.offset * values.itemsize
+            assert offsets.ctypes.data == chunk.buffers()[1].address + chunk.offset * offsets.itemsize
+    batch = rows.__getitems__([0, 60, 191, 120])  # rows of the first, second, last and third shard
+    assert [list(r["input_ids"]) for r in batch] == [data.train[0][i]["input_ids"] for i in (0, 60, 191, 120)]
+
+
+def test_content_fingerprint_hashes_the_arrow_stream_of_the_rows():
+    """Streamed into the hash, the fingerprint is the one of the whole IPC stream written to a buffer
+    (as before: job-store keys and leaderboard fingerprints stay valid)."""
+    import hashlib
+    import json
+
+    import pyarrow as pa
+
+    from harness.data.streams import content_fingerprint
+
+    dataset = datasets.Dataset.from_dict(ROWS).select([2, 0])
+    table = dataset.with_format("arrow")[:].replace_schema_metadata(None)  # rows 2 and 0; no datasets metadata
+    assert table.column("text").to_pylist() == [ROWS["text"][2], ROWS["text"][0]]
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    digest = hashlib.sha256(json.dumps(dataset.features.to_dict(), sort_keys=True).encode())
+    digest.update(sink.getvalue())
+    assert content_fingerprint(dataset) == digest.hexdigest()[:16]

@@ -49,6 +49,24 @@ def test_worker_executors_are_refused_under_a_distributed_launch():
         check_executor(RunConfig(executor="local"), 2)
 
 
+def test_flags_of_another_executor_and_an_unreachable_ray_head_are_refused_at_once():
+    import socket
+
+    with pytest.raises(ConfigError, match="--workers 2 \\(config key workers\\) is for --executor local"):
+        check_executor(RunConfig(workers=2), 1)
+    with pytest.raises(ConfigError, match="asks Ray for job_cpus CPUs"):
+        check_executor(RunConfig(executor="ray", workers=2), 1)
+    with pytest.raises(ConfigError, match="--ray-address auto is for --executor ray"):
+        check_executor(RunConfig(executor="local", ray_address="auto"), 1)
+    with pytest.raises(ConfigError, match="expected HOST:PORT"):
+        check_executor(RunConfig(executor="ray", ray_address="nowhere"), 1)
+    with socket.socket() as sock:  # a port nobody listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot reach 127.0.0.1:{port}.*ray start --head"):
+            check_executor(RunConfig(executor="ray", ray_address=f"127.0.0.1:{port}"), 1)  # before Ray is asked
+
+
 class _Recording(Executor):
     def __init__(self, run_dir: Path, store: JobStore | None = None) -> None:
         super().__init__(run_dir, resume=False, units=lambda job: 10.0, store=store)
@@ -207,7 +225,11 @@ def test_local_runs_sharing_a_job_store_train_each_job_once(tmp_path, plugin_env
     one, two = (json.loads((run / "results.json").read_text()) for run in runs)
     assert len(one["jobs"]) == 8 and not any("reused_from" in job for job in one["jobs"].values())  # 3+1+1+3
     assert all(Path(job["reused_from"]).parent == store.resolve() for job in two["jobs"].values())
-    assert not list((runs[1] / "jobs").glob("*/best")) and not list((runs[1] / "jobs").glob("*/state"))
+    assert not list((runs[1] / "jobs").glob("*/state"))  # trained nothing; its saved models are the store's:
+    models = [[b.parent.name for b in (run / "jobs").glob("*/best")] for run in runs]
+    assert sorted(models[0]) == sorted(models[1]) and all(
+        (runs[1] / "jobs" / key / "best" / "model.safetensors").stat().st_nlink >= 3 for key in models[1]
+    )  # hard links: the first run's file, the store's, the second run's
     entries = [p for p in store.iterdir() if not p.name.startswith(".")]
     assert len(entries) == 8 and len(list(store.glob("*/features.npy"))) == 4  # 3 STL + init: what workers wrote
     for results in (one, two):

@@ -61,6 +61,12 @@ def store(first, tmp_path) -> Path:
     return copy
 
 
+def _linked_from_store(best: Path) -> bool:
+    """Every file of a reused job's best/ is its store entry's file (the same inode)."""
+    entry = Path(json.loads((best.parent / "reused.json").read_text())["reused_from"]) / "best"
+    return all(os.path.samefile(f, entry / f.name) for f in best.iterdir()) and any(best.iterdir())
+
+
 def test_second_run_reuses_every_job(first, store, tmp_path, toy_env, capsys):
     results = run(tmp_path / "run2", store)
     sources = reused(results)
@@ -69,9 +75,11 @@ def test_second_run_reuses_every_job(first, store, tmp_path, toy_env, capsys):
     assert results["tasks"] == before["tasks"]  # the same metrics and gaps
     assert results["predictors"]["cka_linear"]["matrix"] == before["predictors"]["cka_linear"]["matrix"]  # features
     jobs = tmp_path / "run2" / "jobs"
-    assert not list(jobs.glob("*/best")) and not list(jobs.glob("*/state"))  # nothing trained here
+    assert not list(jobs.glob("*/state"))  # nothing trained here: the saved models are the store's, hard-linked
+    assert len(list(jobs.glob("*/best"))) == 4 and all(_linked_from_store(best) for best in jobs.glob("*/best"))
     features = next(jobs.glob("stl-*/features.npy"))
     assert features.stat().st_nlink == 2  # a hard link into the store
+    assert f"4 of 4 jobs reused from store {store.resolve()}" in capsys.readouterr().err  # the run says so
     assert main(["show", str(tmp_path / "run2")]) == 0
     assert f"4 of 4 jobs reused from store {store.resolve()}" in capsys.readouterr().err
 
@@ -173,16 +181,27 @@ def test_changed_seed_retrains_and_none_disables_the_store(first, store, tmp_pat
     assert not list((tmp_path / "off").glob("jobs/*/reused.json"))
 
 
-def test_half_written_entries_are_ignored_and_retrained(first, store, tmp_path, toy_env):
+def test_half_written_entries_are_ignored_and_retrained(first, store, tmp_path, toy_env, capsys):
     entry = next(store.glob("stl-0-toy.size-*"))
     # a killed writer: a temporary folder, and (by hand) an entry missing its result
     shutil.copytree(entry, store / ".tmp" / f"{entry.name}.killed")
     entry.chmod(0o755)
     (entry / "result.json").unlink()
-    results = run(tmp_path / "run2", store)
+    (store / ".locks" / f"{entry.name}.lock").unlink()  # made again below
+    old_mask = os.umask(0o002)  # a store shared by a group
+    try:
+        results = run(tmp_path / "run2", store)
+    finally:
+        os.umask(old_mask)
     retrained = [k for k, source in reused(results).items() if source is None]
     assert len(retrained) == 1 and retrained[0].startswith("stl-0-toy.size-")
     assert jobstore.read_entry(entry) is not None  # the retrained job replaced the damaged entry
+    # said once, at lookup; not again when the new entry replaces it
+    assert capsys.readouterr().err.count("is damaged or of another version") == 1
+    # the group sharing the store can read the new entry and take its lock (mkdtemp's 0700 and
+    # filelock's 0644 would lock them out)
+    assert entry.stat().st_mode & 0o777 == 0o775
+    assert (store / ".locks" / f"{entry.name}.lock").stat().st_mode & 0o777 == 0o664
     assert main(["cache", "gc", "--job-store", str(store)]) == 0  # no limits: only dead writers' folders
     assert not list((store / ".tmp").iterdir()) and len(jobstore.list_entries(store)) == 4
 
@@ -203,7 +222,9 @@ def test_two_runs_needing_the_same_jobs_train_each_once(tmp_path):
         assert (one["jobs"][key].get("reused_from") is None) != (two["jobs"][key].get("reused_from") is None)
     assert one["tasks"] == two["tasks"]
     assert len(jobstore.list_entries(store)) == 4 and not list((store / ".tmp").iterdir())
-    assert sum(e.count("reused from store") for e in errs) == 4
+    assert sum(e.count(": reused from store") for e in errs) == 4  # one line per reused job
+    reusing = sum(any(job.get("reused_from") for job in r["jobs"].values()) for r in (one, two))
+    assert sum(e.count("jobs reused from store") for e in errs) == reusing  # and the summary of a run that reused
 
 
 def test_cache_ls_and_gc(first, store, capsys):
@@ -233,3 +254,8 @@ def test_unwritable_store_and_bad_sizes_are_one_line_errors(tmp_path, capsys, to
     assert main(["cache", "gc", "--job-store", str(tmp_path), "--max-size", "lots"]) == 2
     assert "expected a size such as 500M" in capsys.readouterr().err
     assert jobstore.parse_size("1.5k") == 1536 and jobstore.parse_size("2G") == 2 * 1024**3
+    for command in ("ls", "gc"):  # a mistyped store is not an empty one
+        assert main(["cache", command, "--job-store", str(blocker)]) == 2
+        assert f"job store {blocker}: not a folder" in capsys.readouterr().err
+        assert main(["cache", command, "--job-store", str(tmp_path / "typo")]) == 2
+        assert "no such folder; check the path" in capsys.readouterr().err

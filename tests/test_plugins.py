@@ -315,7 +315,7 @@ def test_core_commands_come_first_in_help_then_plugins_in_name_order(monkeypatch
     with pytest.raises(SystemExit):
         main(["--help"])
     listed = re.findall(r"^ {4}(\S+) ", capsys.readouterr().out, flags=re.MULTILINE)
-    assert listed == ["plugins", "list", "show", "run", "cache", "aaa", "spine"]  # leaderboard wraps
+    assert listed == ["plugins", "list", "show", "run", "cache", "predict", "aaa", "spine"]  # leaderboard wraps
 
 
 def test_run_help_lists_the_profiles(capsys):
@@ -378,7 +378,7 @@ def test_every_hook_is_documented_in_the_readme():
 
     readme = (ROOT / "README.md").read_text()
     hooks = [name for name in dir(hookspecs) if getattr(getattr(hookspecs, name), "harness_spec", None)]
-    assert len(hooks) == 7
+    assert len(hooks) == 8
     missing = [h for h in hooks if not re.search(rf"`{h}\(", readme)]
     assert not missing, f"hooks not documented in README.md: {missing}"
 

@@ -109,6 +109,31 @@ def test_resume_of_a_finished_run_reuses_every_job(toy_run, toy_env):
     assert {p: p.stat().st_mtime_ns for p in toy_run.glob("jobs/*/best/model.safetensors")} == stamps  # no retraining
 
 
+def test_a_finished_job_leaves_no_optimizer_state(tmp_path, toy_env, monkeypatch):
+    """Jobs save their resume state while unfinished (here after every epoch but the last) and
+    delete it when they finish: a run directory keeps results and best weights, no optimizer."""
+    from harness.training import runner
+
+    save, saved = runner.save_state, []
+
+    def spy(acc, job_dir, history, observers=(), best=None):
+        save(acc, job_dir, history, observers, best)
+        saved.append((job_dir.name, len(history), sorted(p.name for p in (job_dir / "state").iterdir())))
+
+    monkeypatch.setattr(runner, "save_state", spy)
+    run = tmp_path / "run"
+    assert main(["run", *TOY, "--output", str(run), "--set", "epochs=3", "--set", "state_every_minutes=0"]) == 0
+    jobs = sorted(p.parent.name for p in run.glob("jobs/*/result.json"))
+    assert len(jobs) == 4  # 3 STL and the all-task MTL job
+    assert sorted((job, epoch) for job, epoch, _ in saved) == [(job, epoch) for job in jobs for epoch in (1, 2)]
+    assert all("optimizer.bin" in files and "history.json" in files for *_, files in saved)  # the state held it ...
+    left = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
+    assert not [p for p in left if "/state" in p or "optimizer" in p or p.endswith((".bin", ".pkl"))]  # ... and is gone
+    best = [p for p in left if "/best/" in p]
+    assert [p for p in best if p.endswith("/harness.json")] == [f"jobs/{job}/best/harness.json" for job in jobs]
+    assert {p.split("/best/")[0] for p in best} == {f"jobs/{job}" for job in jobs}  # one self-describing model each
+
+
 def _primary_metrics(run: Path) -> dict[str, tuple[float, float]]:
     results = json.loads((run / "results.json").read_text())
     return {t: (e["stl"][e["primary"]]["mean"], e["mtl"][e["primary"]]["mean"]) for t, e in results["tasks"].items()}
@@ -167,7 +192,7 @@ def test_two_processes_match_one_process(tmp_path):
 
 def test_killed_run_resumes_to_the_same_metrics(tmp_path):
     """SIGKILL a run after a job saved its state mid-way; --resume finishes with identical metrics."""
-    args = ["run", *TOY, "--set", "epochs=6", "--set", "max_train_examples=0"]
+    args = ["run", *TOY, "--set", "epochs=6", "--set", "max_train_examples=0", "--set", "state_every_minutes=0"]
     env = subprocess_env(HARNESS_PLUGIN_MODULES="toy")
     straight = subprocess.run(
         [sys.executable, "-m", "harness", *args, "--output", str(tmp_path / "straight")],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.commands import cache, inspect, leaderboard, run
+from harness.commands import cache, inspect, leaderboard, predict, run
 from harness.hookspecs import hookimpl
 
 
@@ -14,3 +14,4 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:  # type: 
     run.add_command(subparsers)
     leaderboard.add_command(subparsers)
     cache.add_command(subparsers)
+    predict.add_command(subparsers)

@@ -43,6 +43,12 @@ def _root(args: argparse.Namespace) -> Path:
     root = store_root(args.job_store or "")
     if root is None:
         raise ConfigError("no job store (--job-store none or HARNESS_JOB_STORE=none); name one with --job-store DIR")
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"job store {root}: not a folder; name the store's folder with --job-store DIR")
+    if args.job_store and not root.exists():  # named, and absent: a typo, not an empty store
+        raise ConfigError(
+            f"job store {root}: no such folder; check the path (a run creates its store when it stores its first job)"
+        )
     return root
 
 

@@ -19,7 +19,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_plugins)
 
-    p = subparsers.add_parser("list", help="tasks (problem types, split sizes), metrics, groupers, predictors")
+    p = subparsers.add_parser(
+        "list", help="tasks (problem types, split sizes), metrics, groupers, predictors, input readers"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--data", type=Path, help="data root or file passed to the task loaders")
     p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", help="loader option")
@@ -117,6 +119,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "text_fields": list(spec.text_fields),
                 "metrics": list(spec.metrics),
                 "input_group": spec.input_group,
+                "input_reader": spec.input_reader,
                 "splits": list(spec.splits) if args.no_sizes else _split_sizes(spec, ctx),
             }
         )
@@ -129,6 +132,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "metrics": others(registries.metrics),
         "groupers": others(registries.groupers),
         "predictors": others(registries.predictors),
+        "input_readers": others(registries.readers),
         "failed_plugins": [{"name": n, "error": e} for n, e in sorted(registries.failed.items())],
     }
     if args.json:
@@ -148,6 +152,8 @@ def _extra(value: Any) -> dict[str, Any]:
         out["needs"], out["symmetric"] = list(value.needs), value.symmetric
     if hasattr(value, "uses"):  # a grouper
         out["uses"] = value.uses
+    if hasattr(value, "id_field"):  # an input reader
+        out["id_field"], out["unit"] = value.id_field, value.unit
     return out
 
 
@@ -171,8 +177,9 @@ def _print_listing(listing: dict[str, Any]) -> None:
         cells = (t["name"], t["plugin"], t["problem_type"], labels, ", ".join(t["metrics"]), t["input_group"] or "-")
         table.add_row(*(Text(c) for c in (*cells, splits)))
     print_table(table)
-    for kind in ("metrics", "groupers", "predictors"):
-        console.print(f"[bold]{kind}:[/] " + escape(", ".join(e["name"] for e in listing[kind])))
+    for kind in ("metrics", "groupers", "predictors", "input_readers"):
+        names = ", ".join(e["name"] for e in listing[kind])
+        console.print(f"[bold]{kind.replace('_', ' ')}:[/] " + escape(names))
     for t in listing["tasks"]:  # one line per task whose data cannot be loaded: its first error
         splits = t["splits"] if isinstance(t["splits"], dict) else {}
         errors = [e["error"] for e in splits.values() if isinstance(e, dict)]
@@ -197,11 +204,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         sections = [s for s in SECTIONS if s in (args.only or SECTIONS)]
         print_report(results, sections, layers=args.layers, title=escape(str(args.run_dir)))
-        _reused_line(results.jobs)
+        reused_line(results.jobs)
     return 0
 
 
-def _reused_line(jobs: dict[str, dict[str, Any]]) -> None:
+def reused_line(jobs: dict[str, dict[str, Any]]) -> None:
     """How many of the run's jobs were reused from the job store (trained by another run), and from where."""
     from harness.report.console import console
 

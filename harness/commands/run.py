@@ -220,6 +220,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print_table(results_table(results))
         print_science(results)
+        from harness.commands.inspect import reused_line
+
+        reused_line(results["jobs"])
         console.print(f"run directory: {run_dir} ({time.perf_counter() - start:.0f}s)")
         if cfg.leaderboard:
             from harness.commands.leaderboard import record_run

@@ -53,6 +53,10 @@ class RunConfig:
     max_eval_examples: int = 0  # per split of dev/test; 0 = all
     multilabel_threshold: str = "fixed"  # multi-label decisions: fixed (p > 0.5) | tuned (per label, best F1 on dev)
     keep_best: bool = True  # save the best checkpoint (by the primary dev metric) of every job
+    # Resume state (weights, optimizer, RNG: 3x the model's size) of an unfinished job: saved after an
+    # epoch once this many minutes passed since the job's start or last save (0 = every epoch); never
+    # after the last epoch, deleted when the job finishes. A kill loses at most this long plus one epoch.
+    state_every_minutes: float = 10.0
     probe_examples: int = 256  # probe set for CKA and gradients: dev rows drawn from all selected tasks' inputs
     probe_batch: int = 32  # rows per input stream in the gradient/TAG probe batches
     observe_every: int = 50  # gradient alignment and TAG during the all-task MTL run: every k optimizer steps
@@ -91,6 +95,7 @@ class RunConfig:
             (self.executor in EXECUTORS, f"executor must be one of {', '.join(EXECUTORS)}"),
             (self.workers >= 0 and self.job_cpus >= 0, "workers and job_cpus must be >= 0 (0 = auto)"),
             (self.job_memory_gb >= 0 and self.job_retries >= 0, "job_memory_gb and job_retries must be >= 0"),
+            (0 <= self.state_every_minutes < math.inf, "state_every_minutes must be >= 0 (0 = every epoch)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -116,7 +121,15 @@ class RunConfig:
 
 
 #: Where and how a run's jobs run: neither what a job computes nor which jobs a run has.
-EXECUTION_KEYS = ("executor", "workers", "ray_address", "job_cpus", "job_memory_gb", "job_retries")
+EXECUTION_KEYS = (
+    "executor",
+    "workers",
+    "ray_address",
+    "job_cpus",
+    "job_memory_gb",
+    "job_retries",
+    "state_every_minutes",
+)
 #: Keys that change which jobs a run has, or what it reports, not what a job computes (left out of ``training_hash``).
 PROTOCOL_KEYS = (
     "seeds",

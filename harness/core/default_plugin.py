@@ -1,11 +1,11 @@
-"""The core's own metrics, groupers and predictors, registered through the public hooks."""
+"""The core's own metrics, groupers, predictors and input reader, registered through the public hooks."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.api import Grouper, Metric, Predictor, Register, TaskSpec
+from harness.api import Grouper, InputReader, Metric, Predictor, Register, TaskSpec
 from harness.core.metrics import METRICS, metric_fn
 from harness.hookspecs import hookimpl
 
@@ -187,3 +187,10 @@ def register_predictors(register: Register) -> None:
         )
     )
     register(Predictor("random", _builtin("random_matrix"), "baseline: a seeded random symmetric matrix"))
+
+
+@hookimpl
+def register_input_readers(register: Register) -> None:
+    from harness.inference.records import read_row
+
+    register(InputReader("rows", read_row, "a record (JSONL object, TSV/CSV row) holding the task's text fields"))

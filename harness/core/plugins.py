@@ -43,6 +43,7 @@ REGISTRATION_HOOKS = (
     ("register_tasks", "task"),
     ("register_groupers", "grouper"),
     ("register_predictors", "predictor"),
+    ("register_input_readers", "input_reader"),
 )
 
 log = logging.getLogger("harness")
@@ -253,11 +254,11 @@ class Registries:
     groupers: Registry[Any]
     predictors: Registry[Any]
     failed: dict[str, str] = field(default_factory=dict)  # plugin -> one-line error
+    readers: Registry[Any] = field(default_factory=lambda: Registry("input reader"))  # harness predict's inputs
 
     def of_kind(self, kind: str) -> Registry[Any]:
-        return {"task": self.tasks, "metric": self.metrics, "grouper": self.groupers, "predictor": self.predictors}[
-            kind
-        ]
+        kinds = {"task": self.tasks, "metric": self.metrics, "grouper": self.groupers, "predictor": self.predictors}
+        return {**kinds, "input_reader": self.readers}[kind]
 
 
 Contributions = dict[str, list[tuple[str, Any]]]  # plugin -> [(kind, registered object)]
@@ -269,9 +270,10 @@ def build_registries(manager: PluginManager, require_wanted: bool = True) -> Reg
     A plugin fails, and everything it registered is discarded, when a registration hook raises,
     registers a wrong object or one name twice, registers a name another plugin registers too
     (both fail, unless the other is the core's default plugin), or declares a task whose metric
-    is unknown or cannot score the task's problem type. Failures land in ``manager.failed``;
-    with ``require_wanted``, a failure of a plugin in ``manager.wanted`` raises ``PluginError``.
-    Plugin code the core calls later (loaders, metric, grouper and predictor functions) is
+    is unknown or cannot score the task's problem type, or whose input reader no plugin
+    registers. Failures land in ``manager.failed``; with ``require_wanted``, a failure of a plugin
+    in ``manager.wanted`` raises ``PluginError``. Plugin code the core calls later (loaders,
+    metric, grouper, predictor and input reader functions) is
     guarded: an exception there becomes one ``HarnessError`` line naming the plugin.
     """
     contributed: Contributions = {}
@@ -279,7 +281,7 @@ def build_registries(manager: PluginManager, require_wanted: bool = True) -> Reg
     for name in manager.names():
         items, ok = _collect(manager, name)
         (contributed if ok else withdrawn)[name] = items
-    for check in (_conflicts, _bad_metric_uses):
+    for check in (_conflicts, _bad_metric_uses, _bad_reader_uses):
         while failures := check(contributed):  # dropping a plugin's metrics can break another's tasks
             for name, error in failures.items():
                 manager.fail(name, error)
@@ -293,7 +295,7 @@ def build_registries(manager: PluginManager, require_wanted: bool = True) -> Reg
     for plugin, items in withdrawn.items():
         for kind, obj in items:
             registries.of_kind(kind).withdraw(obj.name, f"plugin {plugin!r} failed to load: {manager.failed[plugin]}")
-    for kind in ("task", "metric", "grouper", "predictor"):
+    for kind in ("task", "metric", "grouper", "predictor", "input_reader"):
         registries.of_kind(kind).freeze(failed_plugins=sorted(manager.failed))
     if require_wanted:
         manager.require(manager.wanted)
@@ -302,9 +304,15 @@ def build_registries(manager: PluginManager, require_wanted: bool = True) -> Reg
 
 def _collect(manager: PluginManager, name: str) -> tuple[list[tuple[str, Any]], bool]:
     """What plugin ``name`` registers, and whether every registration hook of it succeeded."""
-    from harness.api import Grouper, Metric, Predictor, TaskSpec
+    from harness.api import Grouper, InputReader, Metric, Predictor, TaskSpec
 
-    classes: dict[str, type[Any]] = {"task": TaskSpec, "metric": Metric, "grouper": Grouper, "predictor": Predictor}
+    classes: dict[str, type[Any]] = {
+        "task": TaskSpec,
+        "metric": Metric,
+        "grouper": Grouper,
+        "predictor": Predictor,
+        "input_reader": InputReader,
+    }
     items: list[tuple[str, Any]] = []
     for hook, kind in REGISTRATION_HOOKS:
         for plugin, fn in manager.impls(hook):
@@ -316,9 +324,10 @@ def _collect(manager: PluginManager, name: str) -> tuple[list[tuple[str, Any]], 
 def _registrar(items: list[tuple[str, Any]], kind: str, cls: type[Any]) -> Callable[[Any], None]:
     def register(obj: Any) -> None:
         if not isinstance(obj, cls):
-            raise PluginError(f"registered {type(obj).__name__} with {kind}s; pass a harness.{cls.__name__}")
+            what = kind.replace("_", " ")
+            raise PluginError(f"registered {type(obj).__name__} with {what}s; pass a harness.{cls.__name__}")
         if (kind, obj.name) in {(k, o.name) for k, o in items}:
-            raise RegistryError(f"registers {kind} {obj.name!r} twice; rename one of them")
+            raise RegistryError(f"registers {kind.replace('_', ' ')} {obj.name!r} twice; rename one of them")
         items.append((kind, obj))
 
     return register
@@ -337,7 +346,9 @@ def _conflicts(contributed: Contributions) -> dict[str, str]:
                 continue
             other = next(p for p in plugins if p != plugin)  # the default plugin, if it is one of them
             where = "is built in" if other == DEFAULT_PLUGIN else f"is registered by plugin {other!r} too"
-            failures.setdefault(plugin, f"{kind} {name!r} {where}; rename one of them or uninstall one plugin")
+            failures.setdefault(
+                plugin, f"{kind.replace('_', ' ')} {name!r} {where}; rename one of them or uninstall one plugin"
+            )
     return failures
 
 
@@ -363,8 +374,20 @@ def _bad_metric_uses(contributed: Contributions) -> dict[str, str]:
     return failures
 
 
+def _bad_reader_uses(contributed: Contributions) -> dict[str, str]:
+    """Plugins with a task whose ``input_reader`` no plugin registers."""
+    readers = sorted({obj.name for items in contributed.values() for kind, obj in items if kind == "input_reader"})
+    failures: dict[str, str] = {}
+    for plugin, items in contributed.items():
+        for task in (obj for kind, obj in items if kind == "task"):
+            if task.input_reader not in readers:
+                message = unknown_name_message("input reader", task.input_reader, readers)
+                failures.setdefault(plugin, f"task {task.name!r} uses {message}")
+    return failures
+
+
 def _guarded(kind: str, obj: Any, plugin: str) -> Any:
     """The object with its plugin code wrapped, so a raw exception becomes one line naming the plugin."""
     if kind == "task":
         return dataclasses.replace(obj, loader=GuardedLoader(obj.loader, obj.name, plugin))
-    return dataclasses.replace(obj, fn=GuardedCall(obj.fn, f"{kind} {obj.name!r}", plugin))
+    return dataclasses.replace(obj, fn=GuardedCall(obj.fn, f"{kind.replace('_', ' ')} {obj.name!r}", plugin))

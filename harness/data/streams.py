@@ -125,10 +125,13 @@ def _check_same_rows(
         )
     if other is base or other._fingerprint == base._fingerprint:
         return
-    for field in stream.text_fields:
-        mine, theirs = other[field], base[field]
-        if mine != theirs:
-            row = next(i for i, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b)
+    import pyarrow.compute as pc
+
+    for field in stream.text_fields:  # compared in Arrow: the texts never become Python strings
+        mine, theirs = other.with_format("arrow")[field], base.with_format("arrow")[field]
+        if not mine.equals(theirs):
+            differs = pc.fill_null(pc.not_equal(mine, theirs), True)  # a missing text on one side differs too
+            row = max(pc.index(differs, True).as_py(), 0)
             raise DataError(
                 f"{where}: task {task.name!r} row {row} has other {field!r} text than task {first.name!r}; "
                 "tasks in one group must label the same rows in the same order"
@@ -184,18 +187,35 @@ def content_fingerprint(dataset: datasets.Dataset) -> str:
     times, so the same data in another folder, or a fresh copy of it, gets another one. This
     hashes the Arrow IPC stream of the rows the dataset selects (a slice's indices applied):
     equal data gives an equal fingerprint wherever it lives, and any edit changes it. Linear in
-    the data's size (hashlib over the Arrow buffers).
+    the data's size (hashlib over the Arrow buffers); the stream is hashed as it is written, so a
+    memory-mapped dataset is not copied into memory.
     """
     import pyarrow as pa
 
     table = dataset.with_format("arrow")[:]
     table = table.replace_schema_metadata(None)  # datasets stores its own (path-based) fingerprint there
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
     digest = hashlib.sha256(json.dumps(dataset.features.to_dict(), sort_keys=True).encode())
-    digest.update(sink.getvalue())
+    with pa.PythonFile(_HashSink(digest), mode="w") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
     return digest.hexdigest()[:16]
+
+
+class _HashSink:
+    """A write-only file object that feeds what is written to a hashlib digest."""
+
+    def __init__(self, digest: Any) -> None:
+        self.digest = digest
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -259,45 +279,71 @@ def tokenize(
 
 
 class TokenizedRows:
-    """A tokenized split held in memory, indexed by a DataLoader like the ``datasets.Dataset`` it copies.
+    """A tokenized split as numpy views of its Arrow buffers, indexed by a DataLoader like the ``datasets.Dataset``.
 
-    ``datasets.Dataset.__getitems__`` reads every batch from Arrow and builds one dict per row
-    (~1.3 ms per 32-row batch here, some 3 % of a tiny-model training step). This reads each
-    column once: a model input as one flat array of its tokens plus row offsets (a row is a
-    numpy view, int32/int8 as Arrow stores it), each label column as a Python list. A row is
-    the dict a ``Dataset`` row is, with numpy arrays for the token lists; ``Collator`` pads
-    either. Memory: the split's tokens once (a few bytes per token).
+    ``datasets.Dataset.__getitems__`` converts every batch from Arrow and builds one dict per row
+    (~1.3 ms per 32-row batch here, some 3 % of a tiny-model training step). This takes each
+    model input's Arrow chunks once as two numpy arrays, the flat token values and the row
+    offsets, *without copying*: for a dataset read from the tokenization cache they are views of
+    the memory-mapped file (the token lists never become Python objects; a slice or shuffle of
+    the dataset, an indices mapping, is taken with one Arrow ``take``, in memory). A row is the
+    dict a ``Dataset`` row is, with numpy views (int32/int8 as Arrow stores them) for the token
+    lists; ``Collator`` pads either. The label columns (one value, or a list for multi-label,
+    per row and task) are read as Python lists: a few small objects per row.
     """
 
     def __init__(self, dataset: datasets.Dataset):
-        table = dataset.with_format("arrow")[:]  # a slice's indices applied
-        self.tokens: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # input -> (flat values, offsets [rows + 1])
+        self.dataset = dataset  # holds the memory maps the views point into
+        table = dataset.with_format("arrow")[:]  # zero-copy slices of the file; a take where there are indices
+        self.table = table
+        self.rows = len(table)
+        self.tokens: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}  # input -> per chunk (values, offsets)
         self.labels: dict[str, list[Any]] = {}
         for name in table.column_names:
-            column = table.column(name).combine_chunks()
+            column = table.column(name)
             if name in MODEL_INPUTS:
-                self.tokens[name] = (column.values.to_numpy(zero_copy_only=False), column.offsets.to_numpy())
+                self.tokens[name] = [_list_views(chunk) for chunk in column.chunks]
             else:
                 self.labels[name] = column.to_pylist()
-        self.rows = len(table)
+        sizes = [len(chunk) for chunk in table.column(table.column_names[0]).chunks] if table.num_columns else []
+        self.starts = np.cumsum([0, *sizes])[:-1]  # the first row of each chunk
 
     def __len__(self) -> int:
         return self.rows
 
-    def lengths(self) -> list[int]:
-        """Tokens per row."""
-        return np.diff(self.tokens["input_ids"][1]).tolist()
-
     def __getitem__(self, i: int) -> dict[str, Any]:
-        if not -self.rows <= i < self.rows:
-            raise IndexError(f"row {i} of {self.rows}")
-        i %= self.rows
-        row: dict[str, Any] = {k: values[offsets[i] : offsets[i + 1]] for k, (values, offsets) in self.tokens.items()}
-        row.update((k, v[i]) for k, v in self.labels.items())
-        return row
+        return self.__getitems__([i])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-        return [self[i] for i in indices]
+        out = []
+        for i in indices:
+            if not -self.rows <= i < self.rows:
+                raise IndexError(f"row {i} of {self.rows}")
+            i %= self.rows
+            c = int(np.searchsorted(self.starts, i, side="right")) - 1
+            j = i - int(self.starts[c])
+            row: dict[str, Any] = {}
+            for name, chunks in self.tokens.items():
+                values, offsets = chunks[c]
+                row[name] = values[offsets[j] : offsets[j + 1]]
+            row.update((k, v[i]) for k, v in self.labels.items())
+            out.append(row)
+        return out
+
+
+def _list_views(chunk: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(values, offsets) of an Arrow list array as numpy arrays over its own buffers (no copy).
+
+    ``offsets`` ([len(chunk) + 1]) index into ``values``, the whole child array: pyarrow's
+    ``ListArray.offsets`` already account for a sliced chunk's offset. Falls back to a copy for a
+    child with nulls (a tokenizer writes none).
+    """
+    offsets = chunk.offsets.to_numpy(zero_copy_only=True)
+    try:
+        values = chunk.values.to_numpy(zero_copy_only=True)
+    except Exception:  # noqa: BLE001 -- pyarrow raises ArrowInvalid for nulls: copy instead
+        values = chunk.values.to_numpy(zero_copy_only=False)
+    return values, offsets
 
 
 class Collator:

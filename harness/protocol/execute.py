@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import sys
 import time
@@ -274,6 +273,7 @@ def _run_training(
     spec: JobSpec, tasks: Sequence[Any], registries: Any, acc: Any, job_dir: Path, resume: bool, progress: Any
 ) -> dict[str, Any]:
     from harness.training.model import load_tokenizer
+    from harness.training.resume import discard_state
     from harness.training.runner import TrainSetup, run_job
 
     cfg = spec.config
@@ -297,7 +297,7 @@ def _run_training(
         measure["features"] = _save_features(trained.model, probe, acc, job_dir)
         features = FEATURES_FILE
     if acc.is_main_process:
-        shutil.rmtree(job_dir / "state", ignore_errors=True)  # only needed to resume an unfinished job
+        discard_state(job_dir)  # only needed to resume an unfinished job: a finished one keeps no optimizer state
     return {
         **record,
         "train_seconds": trained.train_seconds,

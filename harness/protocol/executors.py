@@ -173,7 +173,9 @@ class Executor:
         return False
 
     def _started(self, key: str) -> None:
-        item = self.pending[key]
+        item = self.pending.get(key)
+        if item is None:  # a worker's report that came after its job's result: nothing to show
+            return
         log.info("%s", item.label)
         if self.progress is not None:
             self.progress.start_job(item.label, item.cost, item.job.config.epochs, key)
@@ -293,7 +295,8 @@ class QueueProgress(JobProgress):
         self._send("start")
 
     def _send(self, *message: Any) -> None:
-        self.queue.put((self.key, *message))
+        send = getattr(self.queue, "send", None)
+        (send or self.queue.put)((self.key, *message))
 
     def phase(self, description: str, batches: int) -> None:
         self.flush()
@@ -349,8 +352,50 @@ def check_executor(cfg: RunConfig, num_processes: int) -> None:
             f"launch ({num_processes} processes): drop the launcher (torchrun, accelerate launch), or keep it with "
             "--executor sequential (each job on all the launched processes)"
         )
+    if cfg.workers and cfg.executor != "local":
+        raise ConfigError(
+            f"--workers {cfg.workers} (config key workers) is for --executor local; with --executor {cfg.executor} "
+            + (
+                "each job asks Ray for job_cpus CPUs (--set job_cpus=N) and Ray runs as many as fit"
+                if cfg.executor == "ray"
+                else "jobs run one at a time: add --executor local, or drop --workers"
+            )
+        )
+    if cfg.ray_address and cfg.executor != "ray":
+        raise ConfigError(f"--ray-address {cfg.ray_address} is for --executor ray: add --executor ray, or drop it")
+    if cfg.executor == "local":
+        cores = job_threads(1)
+        if cfg.workers > cores:
+            log.warning(
+                "--workers %d on %d CPU cores: the workers share the cores (%d thread each) and each loads its "
+                "data and model; more workers than cores rarely helps",
+                cfg.workers,
+                cores,
+                max(1, cores // cfg.workers),
+            )
     if cfg.executor == "ray":
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
             raise ConfigError("--executor ray needs Ray: pip install 'harness[ray]' (or pip install ray)")
+        check_ray_address(cfg.ray_address)
+
+
+def check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """``ConfigError`` when ``address`` (``HOST:PORT``, ``ray://HOST:PORT``) cannot be reached within
+    ``timeout`` seconds: Ray itself would retry for minutes. ``""`` (start a local Ray) and
+    ``auto`` (the cluster this machine belongs to) are left to Ray."""
+    import socket
+
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray-address {address!r}: expected HOST:PORT (the head's GCS), ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"--ray-address {address}: cannot reach {host}:{port} ({exc.strerror or exc}); start the head with "
+            "`ray start --head` there, check the address, or drop --ray-address for a local Ray"
+        ) from None

@@ -11,13 +11,21 @@ task versions. Layout of a store folder::
       entry.json           what the key hashes, kind, tasks, seed, harness version, created
       result.json          the JobResult
       features.npy         probe-set features (STL and init jobs)
+      best/                the job's saved model (``harness.training.saved``) when it kept one:
+                           hard links to the files of the run that trained it (no second copy)
     .tmp/<key>.<random>/   an entry being written (or left by a killed writer; ``gc`` removes it)
     .locks/<key>.lock      one lock per key (``filelock``)
 
 Every operation on a key holds its lock: a writer from the moment it finds no entry until it
 has published (so a second run needing the job waits for it instead of training it too), a
 reader while it links the entry into its run directory, ``gc`` while it removes the entry.
-The ``best/`` checkpoint is not stored: nothing after a job reads it.
+
+The saved model (``best/``) is stored too, because ``harness predict`` reads it: a run whose
+jobs were reused gets the models with the results. The entry's files are hard links to the
+trainer's files (copies across filesystems), so the store costs no disk while that run
+directory exists. An entry stored without a model (``keep_best=false``, or written before
+models were stored) is still reused; its ``entry.json`` says ``"model": false``, and
+``harness predict`` names the run that trained the job.
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ from filelock import FileLock, Timeout
 from harness.errors import ConfigError, RunError
 from harness.protocol.plan import JobSpec
 from harness.protocol.results import JobResult
+from harness.protocol.rundir import chmod_as_umask, current_umask
+from harness.training.saved import MODEL_INFO, recover
 
 log = logging.getLogger("harness")
 
@@ -47,6 +57,7 @@ ENTRY_VERSION = 1
 ENTRY_FILE = "entry.json"
 RESULT_FILE = "result.json"
 REUSED_FILE = "reused.json"  # in a run's job folder: the store entry the job was reused from
+MODEL_DIR = "best"  # a job's saved model (harness.training.saved; its harness.json present = whole)
 TMP, LOCKS = ".tmp", ".locks"
 
 _CLAIMS: dict[str, FileLock] = {}  # lock file -> lock held by this process for a job it trains
@@ -166,9 +177,10 @@ class JobStore:
             (self.root / TMP).mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=self.root / TMP))
             try:
+                chmod_as_umask(tmp, 0o777)  # mkdtemp makes it 0700: others sharing the store could not read it
                 _write_entry(tmp, job, job_dir, result, self.contents(job), key)
-                if read_entry(entry) is None and entry.exists():
-                    _discard(entry, self.root)  # a damaged entry (files deleted by hand): replaced
+                if entry.exists() and read_entry(entry, quiet=True) is None:
+                    _discard(entry, self.root)  # a damaged entry (files deleted by hand; warned at lookup): replaced
                 try:
                     os.rename(tmp, entry)
                 except OSError:  # another writer published first: theirs is as good
@@ -191,21 +203,27 @@ class JobStore:
 
 def key_lock(root: Path, key: str) -> FileLock:
     (root / LOCKS).mkdir(parents=True, exist_ok=True)
-    # thread_local=False: an executor may claim in one thread and publish from another
-    return FileLock(str(root / LOCKS / f"{key}.lock"), thread_local=False)
+    # thread_local=False: an executor may claim in one thread and publish from another; mode: the
+    # lock file as the umask allows (filelock's default 0644 locks other users of a shared store out)
+    return FileLock(str(root / LOCKS / f"{key}.lock"), thread_local=False, mode=0o666 & ~current_umask())
 
 
-def read_entry(entry: Path) -> JobResult | None:
-    """The entry's JobResult when the entry is whole (entry and result files, its features); else None."""
+def read_entry(entry: Path, quiet: bool = False) -> JobResult | None:
+    """The entry's JobResult when the entry is whole (entry and result files, its features); else None
+    (with a warning that the job is trained again, unless ``quiet``)."""
     try:
         meta = json.loads((entry / ENTRY_FILE).read_text(encoding="utf-8"))
         result = JobResult.from_json(json.loads((entry / RESULT_FILE).read_text(encoding="utf-8")), entry)
     except (OSError, ValueError, TypeError, RunError):
-        if entry.exists():
+        if entry.exists() and not quiet:
             log.warning("job store entry %s is damaged or of another version; the job is trained again", entry)
         return None
-    if meta.get("version") != ENTRY_VERSION or (result.features and not (entry / result.features).is_file()):
-        log.warning("job store entry %s is incomplete; the job is trained again", entry)
+    incomplete = result.features and not (entry / result.features).is_file()
+    if meta.get("model") and not (entry / MODEL_DIR / MODEL_INFO).is_file():
+        incomplete = True
+    if meta.get("version") != ENTRY_VERSION or incomplete:
+        if not quiet:
+            log.warning("job store entry %s is incomplete; the job is trained again", entry)
         return None
     return result
 
@@ -217,6 +235,9 @@ def _write_entry(
 
     for name in _files(result):
         shutil.copyfile(job_dir / name, folder / name)
+    model = _has_model(job_dir)
+    if model:
+        _link_tree(job_dir / MODEL_DIR, folder / MODEL_DIR)
     meta = {
         "version": ENTRY_VERSION,
         "key": key,
@@ -226,11 +247,26 @@ def _write_entry(
         "harness": __version__,
         "created": time.time(),
         "source": str(job_dir.resolve()),
+        "model": model,  # best/ holds the job's saved model
         "contents": contents,
     }
     (folder / ENTRY_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    for path in folder.iterdir():
-        path.chmod(0o444)  # read-only: the run directories that reuse the entry hold hard links to these files
+    for path in folder.rglob("*"):
+        if path.is_file():  # read-only: the run directories that reuse the entry hold hard links to these files
+            path.chmod(0o444)
+
+
+def _has_model(job_dir: Path) -> bool:
+    recover(job_dir / MODEL_DIR)
+    return (job_dir / MODEL_DIR / MODEL_INFO).is_file()
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Hard-link (copy across filesystems) the files of folder ``source`` into a new folder ``target``."""
+    target.mkdir()
+    for file in sorted(source.iterdir()):
+        if file.is_file():
+            _link(file, target / file.name)
 
 
 def _files(result: JobResult) -> list[str]:
@@ -239,17 +275,19 @@ def _files(result: JobResult) -> list[str]:
 
 
 def materialise(entry: Path, job_dir: Path, result: JobResult) -> None:
-    """Link (hard links; copies across filesystems) the entry's files into ``job_dir``.
+    """Link (hard links; copies across filesystems) the entry's files, and its model, into ``job_dir``.
 
     ``reused.json`` records where from; ``result.json`` comes last, so a killed copy leaves
     no job folder that looks finished. A partial state of an interrupted attempt is removed.
     """
     job_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("state", "state.tmp"):
-        shutil.rmtree(job_dir / stale, ignore_errors=True)
+    for stale in ("state", "state.tmp", MODEL_DIR, f"{MODEL_DIR}.tmp", f"{MODEL_DIR}.old"):
+        shutil.rmtree(job_dir / stale, ignore_errors=True)  # an interrupted attempt's: not this result's model
     names = _files(result)
     for name in names[:-1]:
         _link(entry / name, job_dir / name)
+    if (entry / MODEL_DIR / MODEL_INFO).is_file():
+        _link_tree(entry / MODEL_DIR, job_dir / MODEL_DIR)
     note = {"reused_from": str(entry.resolve()), "store_key": entry.name, "reused_at": time.time()}
     (job_dir / REUSED_FILE).write_text(json.dumps(note, indent=1) + "\n", encoding="utf-8")
     _link(entry / names[-1], job_dir / names[-1])

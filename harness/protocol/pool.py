@@ -221,10 +221,26 @@ def _stop(pool: Any) -> None:
         process.join(timeout=10)
 
 
+class _RayChannel:
+    """Progress from a Ray task to the main process, without waiting.
+
+    ``ray.util.queue.Queue.put`` waits for the queue actor (``ray.get``); Ray treats a task that
+    waits as blocked and lends its CPU to another task, so more jobs ran at once than the
+    cluster had CPUs (3 on 2). ``send`` calls the actor without waiting for it: one caller's
+    calls to an actor run in order, so the reports keep theirs.
+    """
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        self.queue.actor.put_nowait.remote(message)
+
+
 def _ray_job(
     job: Any, job_dir: Path, resume: bool, tracking_dir: Path | None, threads: int, queue: Any
 ) -> JobResult:  # pragma: no cover -- runs in a Ray worker
-    return run_in_worker(job, job_dir, resume, tracking_dir, threads, queue)
+    return run_in_worker(job, job_dir, resume, tracking_dir, threads, _RayChannel(queue))
 
 
 class RayExecutor(Executor):

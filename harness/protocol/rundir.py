@@ -58,11 +58,16 @@ def write_json(path: Path, data: Any) -> None:
         raise
 
 
-def chmod_as_umask(path: Path, mode: int) -> None:
-    """Give ``path`` (made private by mkstemp/mkdtemp) the permissions ``mode`` under the process's umask."""
+def current_umask() -> int:
+    """The process's umask (``os.umask`` can only be read by setting it)."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(path, mode & ~umask)
+    return umask
+
+
+def chmod_as_umask(path: Path, mode: int) -> None:
+    """Give ``path`` (made private by mkstemp/mkdtemp) the permissions ``mode`` under the process's umask."""
+    os.chmod(path, mode & ~current_umask())
 
 
 def read_json(path: Path, keys: tuple[str, ...], fix: str) -> Any:

@@ -101,7 +101,11 @@ class RunProgress(JobProgress):
     a plain log line every ``interval`` seconds. The remaining time is the remaining cost
     (examples per job and epoch, from the data check before training; a training row counts as
     three evaluation rows) at the rate measured so far in this invocation, all running jobs
-    together (reused jobs count as done, not in the rate).
+    together, from the first job's start (not the data check before it). A finished job counts
+    its whole estimated cost as done at the time it took (so early stopping, a job's loading
+    time and a worker's start-up are in the rate); reused jobs and epochs trained by an earlier
+    invocation count as done, not in the rate. Until a job has finished here, the remaining time
+    is "estimating": the first steps of parallel workers, still loading, say little.
 
     Jobs are named by a ``key``; the ``JobProgress`` methods called on the run itself apply to
     the job started last (one job at a time), and ``job(key)`` is the ``JobProgress`` of one of
@@ -115,6 +119,8 @@ class RunProgress(JobProgress):
         self.running: dict[str, _Running] = {}
         self.current = ""  # the job started last
         self.start = self.last_line = time.perf_counter()
+        self.first_start: float | None = None  # when this invocation started its first job
+        self.finished_here = 0  # jobs finished by this invocation (the rate is known after one)
         self._progress: Any = None
         self._run_task: Any = None
 
@@ -156,6 +162,8 @@ class RunProgress(JobProgress):
         if key in self.running:  # started again (its worker died)
             self.requeue(key)
         job = _Running(label, units, units / max(epochs, 1))
+        if self.first_start is None:
+            self.first_start = time.perf_counter()
         if self._progress is not None:
             job.task = self._progress.add_task(label, total=1, eta="")
         self.running[key], self.current = job, key
@@ -173,8 +181,10 @@ class RunProgress(JobProgress):
                 self.units_done -= job.counted
         else:
             self.jobs_done += 1
-            if job is not None:
+            self.finished_here += 1
+            if job is not None:  # its estimated cost is done: what it did not count (early stop) too
                 self.units_done += job.units - job.counted
+                self.units_measured += job.units - job.counted
         self._refresh()
 
     def requeue(self, key: str) -> None:
@@ -200,7 +210,9 @@ class RunProgress(JobProgress):
 
     def remaining(self) -> float | None:
         """Estimated seconds left, or None before any measurement."""
-        elapsed = time.perf_counter() - self.start
+        if self.first_start is None or not self.finished_here:
+            return None
+        elapsed = time.perf_counter() - self.first_start
         if self.units_measured <= 0 or elapsed <= 0:
             return None
         return max(self.units_total - self.units_done, 0.0) / (self.units_measured / elapsed)

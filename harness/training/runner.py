@@ -1,17 +1,16 @@
 """One training job on accelerate: STL is a job with one task, MTL a job with several.
 
 The same code runs on one CPU, several processes (``torchrun``/``accelerate launch``) or
-many GPUs. Per epoch: train on the sampling schedule, evaluate dev (and labelled test),
-keep the best epoch by the mean primary dev metric, save the state for ``--resume``.
+many GPUs. Per epoch: train on the sampling schedule, evaluate dev (and labelled test), keep
+the best epoch by the mean primary dev metric (its weights in memory, written to ``best/`` once
+at the end), and save the state for ``--resume`` at the cadence of ``harness.training.resume``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +37,13 @@ from harness.data.streams import (
     stream_split,
     tokenize,
 )
-from harness.data.textfile import read_text
 from harness.errors import RunError
 from harness.training.model import HeadSpec, build_model, task_loss_sum
 from harness.training.observers import StepInfo, StepObserver
 from harness.training.progress import JobProgress
+from harness.training.resume import BestWeights, StateCadence, restore_state, save_state
 from harness.training.sampling import LengthGroupedSampler, epoch_schedule
+from harness.training.saved import model_info, save_best
 from harness.training.thresholds import sigmoid, tune_thresholds
 
 log = logging.getLogger("harness")
@@ -76,13 +76,21 @@ def prepare_data(
 
 def train_loader(dataset: Any, stream: Stream, tokenizer: Any, cfg: RunConfig) -> DataLoader:
     """Shuffled batches; with ``group_by_length``, of similar lengths (less padding, same examples)."""
-    rows: Any = TokenizedRows(dataset)  # a map-style dataset in memory: a batch is numpy views, not an Arrow read
+    rows: Any = TokenizedRows(dataset)  # numpy views of the memory-mapped Arrow buffers: a batch costs no conversion
     collate = Collator(tokenizer, stream)
     if not cfg.group_by_length:
         return DataLoader(rows, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate)
     # Draws its permutations from the global RNG, which is seeded per epoch identically on every rank.
-    sampler = LengthGroupedSampler(rows.lengths(), cfg.batch_size)
+    sampler = LengthGroupedSampler(token_lengths(dataset), cfg.batch_size)
     return DataLoader(rows, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate)
+
+
+def token_lengths(dataset: Any) -> list[int]:
+    """Tokens per row ([rows] ints) of a tokenized dataset, counted by Arrow on its (memory-mapped)
+    ``input_ids`` column: the token lists never become Python objects."""
+    import pyarrow.compute as pc
+
+    return pc.list_value_length(dataset.with_format("arrow")["input_ids"]).to_pylist()
 
 
 def _optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
@@ -450,27 +458,35 @@ def run_job(
 ) -> Trained:
     """Train one job to the end (or on from its saved state) and return its final record.
 
-    ``observers`` are called after every optimizer step; their state is saved with each
-    checkpoint and restored on resume, and lands in the record under ``observations``.
+    ``observers`` are called after every optimizer step; their state is saved with the resume
+    state and restored on resume, and lands in the record under ``observations``. With
+    ``keep_best``, the selected epoch's weights are written to ``job_dir/best`` once, at the end.
+    The resume state (``job_dir/state``) is left for the caller to delete once the job's results
+    are kept (``harness.training.resume.discard_state``).
     When ``setup.acc`` has trackers, the job is their run ``job_dir.name``.
     """
     acc, cfg = setup.acc, setup.cfg
     progress = progress or JobProgress()
     job = prepare_training(setup, progress, observers)
     training, steps = job.training, job.steps
-    history = _restore(acc, job_dir, observers) if resume else []
+    model = training.model
+    history, best = restore_state(acc, job_dir, model, observers, cfg.keep_best) if resume else ([], BestWeights())
     if history:
         log.info("resuming %s after epoch %d from %s", setup.describe(), len(history), job_dir / "state")
     progress.resume(len(history))
     with tracker_run(acc, job_dir.name, first_step=len(history) * steps + 1) as track:
         training.track = track
-        train_seconds, train_examples = _train_epochs(setup, training, job.eval_loaders, history, job_dir, steps)
+        train_seconds, train_examples = _train_epochs(setup, training, job.eval_loaders, history, job_dir, steps, best)
     result = _final(setup, history, job.data.fingerprints)
     if observers:
         result["observations"] = {o.name: o.state() for o in observers}
-    if cfg.keep_best and result["best_epoch"] != len(history):  # later measurements use the selected model
-        _load_best(acc, training.model, job_dir / "best")
-    return Trained(result, training.model, job.tokenizer, train_seconds, train_examples)
+    if cfg.keep_best:
+        assert best.epoch == result["best_epoch"], "the kept weights are the selected epoch's"
+        best.load_into(model, acc)  # later measurements use the selected model
+        record = history[best.epoch - 1]
+        info = model_info(setup.tasks, cfg, job=job_dir.name, kind=setup.kind, seed=setup.seed, record=record)
+        save_best(acc, model, job_dir / "best", info)  # self-describing, written once: harness predict reads it
+    return Trained(result, model, job.tokenizer, train_seconds, train_examples)
 
 
 def _train_epochs(
@@ -480,9 +496,14 @@ def _train_epochs(
     history: list[dict[str, Any]],
     job_dir: Path,
     steps: int,
+    best: BestWeights,
 ) -> tuple[float, int]:
-    """Train the epochs after ``history`` (appended to), checkpointing each; the seconds spent
-    training and the training rows seen (every stream's loader once per epoch).
+    """Train the epochs after ``history`` (appended to); the seconds spent training and the
+    training rows seen (every stream's loader once per epoch).
+
+    With ``keep_best``, ``best`` follows the selected epoch (a copy of its weights while another
+    epoch follows). The resume state is saved after an epoch that another follows, at most every
+    ``state_every_minutes`` (``StateCadence``).
 
     With ``training.track``, each epoch's dev metrics and mean loss are logged at its last
     optimizer step (``steps`` per epoch).
@@ -493,6 +514,7 @@ def _train_epochs(
     metric_names = {t.name: list(t.metrics) for t in tasks}
     train_seconds, train_examples = 0.0, 0
     epoch_rows = sum(len(dl.dataset) for dl in training.loaders)
+    cadence = StateCadence(cfg.state_every_minutes)
     for epoch in range(len(history), cfg.epochs):
         if stopped_early(history, cfg.patience):
             log.info("%s: no better dev score in %d epoch(s): stopping early", setup.describe(), cfg.patience)
@@ -515,9 +537,12 @@ def _train_epochs(
         history.append(record)
         if training.track:
             acc.log(epoch_values(record, metric_names), step=(epoch + 1) * steps)
+        more = epoch + 1 < cfg.epochs and not stopped_early(history, cfg.patience)
         if cfg.keep_best and (len(history) == 1 or record["selection"] > best_before):  # the epoch _final picks
-            acc.save_model(acc.unwrap_model(model), job_dir / "best")
-        _checkpoint(acc, job_dir, history, training.observers)
+            best.keep(model, acc, len(history), copy=more)  # the next epoch changes the weights: keep a copy
+        if more and cadence.due(acc):
+            save_state(acc, job_dir, history, training.observers, best)
+            cadence.saved()
     return train_seconds, train_examples
 
 
@@ -526,16 +551,6 @@ def linear_schedule(optimizer: Any, warmup: int, total: int) -> Any:
     from transformers import get_linear_schedule_with_warmup
 
     return get_linear_schedule_with_warmup(optimizer, warmup, total)
-
-
-def _load_best(acc: Accelerator, model: Any, folder: Path) -> None:
-    from safetensors.torch import load_file
-
-    files = sorted(folder.glob("*.safetensors"))
-    state: dict[str, Any] = {}
-    for f in files:
-        state.update(load_file(str(f)))
-    acc.unwrap_model(model).load_state_dict(state)
 
 
 def stopped_early(history: list[dict[str, Any]], patience: int) -> bool:
@@ -574,43 +589,3 @@ def _final(setup: TrainSetup, history: list[dict[str, Any]], prints: dict[str, s
     if "thresholds" in best:
         result["thresholds"] = {"mode": cfg.multilabel_threshold, "values": best["thresholds"]}
     return result
-
-
-def _checkpoint(
-    acc: Accelerator, job_dir: Path, history: list[dict[str, Any]], observers: Sequence[StepObserver] = ()
-) -> None:
-    """Save the accelerate state, history and observers' state together; a kill leaves the previous state intact."""
-    tmp, state = job_dir / "state.tmp", job_dir / "state"
-    if acc.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    acc.wait_for_everyone()
-    acc.save_state(str(tmp))
-    if acc.is_main_process:
-        (tmp / "history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
-        if observers:
-            states = {o.name: o.state() for o in observers}
-            (tmp / "observers.json").write_text(json.dumps(states), encoding="utf-8")
-        if state.exists():
-            shutil.rmtree(state)
-        tmp.rename(state)
-    acc.wait_for_everyone()
-
-
-def _restore(acc: Accelerator, job_dir: Path, observers: Sequence[StepObserver] = ()) -> list[dict[str, Any]]:
-    state = job_dir / "state"
-    if not (state / "history.json").exists():
-        return []
-    try:
-        acc.load_state(str(state))
-    except Exception as exc:  # noqa: BLE001 -- a damaged or mismatched state is the user's to clear
-        raise RunError(
-            f"cannot resume from {state}: {type(exc).__name__}: {exc}; delete that folder to restart the job"
-        ) from None
-    if observers:
-        states = (
-            json.loads(read_text(state / "observers.json", RunError)) if (state / "observers.json").exists() else {}
-        )
-        for observer in observers:
-            if observer.name in states:
-                observer.load_state(states[observer.name])
-    return json.loads(read_text(state / "history.json", RunError))

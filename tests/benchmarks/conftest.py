@@ -15,6 +15,10 @@ side (same process, same load, alternating) is a regression check. Use it like t
             labels=("harness", "reference"),  # optional names of the two sides
         )
 
+``ratio.figure(name, value, unit, limit=..., direction="<=", setup=...)`` records a single
+measurement that is not a ratio (bytes written, peak resident memory) in a second table; a limit
+not met fails the test the same way.
+
 ``measure`` returns the ``RatioRecord`` (``tests/benchmarks/ratios.py``): both medians and
 their unit, every round, the ratio (median numerator / median denominator), target,
 direction, ``met`` and the setup. Every record of the session lands in
@@ -51,11 +55,12 @@ from typing import Any
 
 import pytest
 
-from tests.benchmarks.ratios import MIN_ROUNDS, RatioRecord, Side, interleave, machine, markdown, write_table
+from tests.benchmarks.ratios import MIN_ROUNDS, Figure, RatioRecord, Side, interleave, machine, markdown, write_table
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR_ENV = "HARNESS_BENCH_DIR"
 _RECORDS = pytest.StashKey[list[RatioRecord]]()
+_FIGURES = pytest.StashKey[list[Figure]]()
 _META = pytest.StashKey[dict[str, Any]]()
 
 
@@ -77,8 +82,30 @@ def minilm_enabled() -> bool:
 class RatioRecorder:
     """What the ``ratio`` fixture hands a test; see the module docstring."""
 
-    def __init__(self, benchmark: Any, records: list[RatioRecord], test: str) -> None:
+    def __init__(
+        self, benchmark: Any, records: list[RatioRecord], test: str, figures: list[Figure] | None = None
+    ) -> None:
         self.benchmark, self.records, self.test = benchmark, records, test
+        self.figures = figures if figures is not None else []
+
+    def figure(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        *,
+        limit: float | None = None,
+        direction: str = "<=",
+        setup: Mapping[str, Any] | None = None,
+    ) -> Figure:
+        """Record a single measurement (a row of the second table); fail when its limit is not met."""
+        figure = Figure.of(name, value, unit, limit, direction, setup, self.test)
+        self.figures.append(figure)
+        self.benchmark.extra_info.setdefault("figures", {})[name] = {"value": figure.value, "unit": unit}
+        print(f"\n{figure.describe()}")
+        if figure.met is False:
+            pytest.fail(f"limit not met: {figure.describe()}", pytrace=False)
+        return figure
 
     def measure(
         self,
@@ -166,11 +193,13 @@ def bench_threads() -> Iterator[int]:
 @pytest.fixture
 def ratio(benchmark: Any, request: pytest.FixtureRequest) -> RatioRecorder:
     """Record ratios of interleaved measurements (see the module docstring)."""
-    return RatioRecorder(benchmark, request.config.stash[_RECORDS], request.node.nodeid)
+    stash = request.config.stash
+    return RatioRecorder(benchmark, stash[_RECORDS], request.node.nodeid, stash[_FIGURES])
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RECORDS] = []
+    config.stash[_FIGURES] = []
     # the commit and date of the code the session loaded, not of a later checkout
     config.stash[_META] = {**machine(), "load_average_start": _load()}
 
@@ -184,15 +213,15 @@ def _meta(config: pytest.Config) -> dict[str, Any]:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    records = session.config.stash.get(_RECORDS, [])
-    if records:
+    records, figures = session.config.stash.get(_RECORDS, []), session.config.stash.get(_FIGURES, [])
+    if records or figures:
         meta = _meta(session.config)
         session.config.stash[_META] = meta
-        write_table(records, bench_dir(), meta)
+        write_table(records, bench_dir(), meta, figures)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    records = config.stash.get(_RECORDS, [])
-    if records:
+    records, figures = config.stash.get(_RECORDS, []), config.stash.get(_FIGURES, [])
+    if records or figures:
         terminalreporter.write_sep("=", f"benchmark ratios (also in {bench_dir()}/ratios.md)")
-        terminalreporter.write(markdown(records, config.stash[_META]))
+        terminalreporter.write(markdown(records, config.stash[_META], figures))

@@ -126,6 +126,46 @@ class RatioRecord:
         )
 
 
+@dataclass(frozen=True)
+class Figure:
+    """A single measurement that is not a ratio (bytes written, peak memory), with an optional limit."""
+
+    name: str
+    value: float
+    unit: str  # "MB", "MiB", ...
+    limit: float | None  # None: recorded for information
+    direction: str  # "<=": the value must be at most the limit; ">=": at least
+    met: bool | None  # None without a limit
+    setup: dict[str, Any] = field(default_factory=dict)
+    test: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        value: float,
+        unit: str,
+        limit: float | None = None,
+        direction: str = "<=",
+        setup: Mapping[str, Any] | None = None,
+        test: str = "",
+    ) -> Figure:
+        """Raises ``ValueError`` for an unknown direction or a value that is not a finite number."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name}: value must be finite, got {value}")
+        met = None if limit is None else (value <= limit if direction == "<=" else value >= limit)
+        return cls(name, float(value), unit, limit, direction, met, dict(setup or {}), test)
+
+    def verdict(self) -> str:
+        return "(no limit)" if self.met is None else ("met" if self.met else "NOT MET")
+
+    def describe(self) -> str:
+        limit = "" if self.limit is None else f" (limit {self.direction} {self.limit:g}: {self.verdict()})"
+        return f"{self.name}: {_number(self.value)} {self.unit}{limit}"
+
+
 def machine() -> dict[str, Any]:
     """Where and when the session started: date, commit (and whether tracked files differ from it), CPUs,
     torch's default thread count and the load average."""
@@ -174,8 +214,8 @@ def _number(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 100 else f"{x:.1f}"
 
 
-def markdown(records: Sequence[RatioRecord], meta: Mapping[str, Any]) -> str:
-    """The records as a Markdown table, headed by where and when they were measured."""
+def markdown(records: Sequence[RatioRecord], meta: Mapping[str, Any], figures: Sequence[Figure] = ()) -> str:
+    """The records as a Markdown table (the figures as a second one), headed by where and when measured."""
     load = meta.get("load_average_start"), meta.get("load_average_end")
     dirty = " (with uncommitted changes)" if meta.get("dirty") else ""
     lines = [
@@ -198,14 +238,33 @@ def markdown(records: Sequence[RatioRecord], meta: Mapping[str, Any]) -> str:
             f"| {r.denominator.label}: {_number(r.denominator.median)} {r.denominator.unit} "
             f"| **{r.ratio:.3f}** | {target} | {r.verdict()} | {r.rounds} | {setup} |"
         )
+    if figures:
+        lines += [
+            "",
+            "Single measurements (bytes written, peak resident memory):",
+            "",
+            "| figure | value | limit | met | setup |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for f in figures:
+            setup = ", ".join(f"{k}={v}" for k, v in f.setup.items())
+            limit = "—" if f.limit is None else f"{f.direction} {f.limit:g} {f.unit}"
+            lines.append(f"| {f.name} | **{_number(f.value)} {f.unit}** | {limit} | {f.verdict()} | {setup} |")
     return "\n".join(lines) + "\n"
 
 
-def write_table(records: Sequence[RatioRecord], folder: Path, meta: Mapping[str, Any]) -> tuple[Path, Path]:
-    """Write ``ratios.json`` (meta and every record, all rounds) and ``ratios.md`` into ``folder`` (created)."""
+def write_table(
+    records: Sequence[RatioRecord], folder: Path, meta: Mapping[str, Any], figures: Sequence[Figure] = ()
+) -> tuple[Path, Path]:
+    """Write ``ratios.json`` (meta, every record with all rounds, the figures) and ``ratios.md`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    data = {"version": 1, "meta": dict(meta), "ratios": [asdict(r) for r in records]}
+    data = {
+        "version": 1,
+        "meta": dict(meta),
+        "ratios": [asdict(r) for r in records],
+        "figures": [asdict(f) for f in figures],
+    }
     json_path, md_path = folder / "ratios.json", folder / "ratios.md"
     json_path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    md_path.write_text(markdown(records, meta), encoding="utf-8")
+    md_path.write_text(markdown(records, meta, figures), encoding="utf-8")
     return json_path, md_path

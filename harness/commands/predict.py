@@ -1,0 +1,149 @@
+"""``harness predict RUN_DIR --input FILE``: a run's trained models over new inputs, as JSONL or CSV.
+
+Everything is checked before the first prediction (the run directory, the jobs and their saved
+models, the input readers, the input file's format, the output); the input is then streamed
+through one model at a time, and the output appears only when every row is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DataError
+
+log = logging.getLogger("harness")
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "predict",
+        help="predict with a run's trained models (the all-task MTL model by default) over new inputs",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run directory (harness run --output)")
+    p.add_argument(
+        "--input",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="inputs: JSONL (one object per line), TSV or CSV with a header; spine: whole reports "
+        '({"report_id", "region", "text"}, the user-data format)',
+    )
+    p.add_argument(
+        "--job",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="the model(s) to run (repeatable): all (default: the all-task MTL model), stl (every STL model), "
+        "or a job key from RUN_DIR/jobs (a unique beginning is enough)",
+    )
+    p.add_argument("--seed", type=int, help="the seed of --job all/stl (default: the run's first seed)")
+    p.add_argument("--output", type=Path, metavar="FILE", help="write here (default: stdout); never half-written")
+    p.add_argument("--format", choices=("jsonl", "csv"), help="output format (default: csv for a .csv --output)")
+    p.add_argument("--input-format", choices=("jsonl", "tsv", "csv"), help="input format (default: by extension)")
+    p.add_argument(
+        "--echo-text",
+        action="store_true",
+        help="also write each unit's text (off by default: clinical text is protected health information)",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing --output")
+    p.add_argument("--batch-size", type=int, default=64, help="units per encoder pass (default: %(default)s)")
+    p.add_argument(
+        "--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, ... (checked before loading)"
+    )
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from harness.core.plugins import build_registries
+    from harness.errors import ConfigError
+    from harness.inference import jobs as run_jobs
+    from harness.inference.engine import input_groups
+    from harness.inference.output import check_output, output_format
+    from harness.inference.records import check_input, input_format
+    from harness.training.saved import read_info
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size {args.batch_size}: must be at least 1")
+    run = run_jobs.read_run(args.run_dir)
+    chosen = run_jobs.select_jobs(run, args.job, args.seed)
+    folders = [run_jobs.model_folder(run, job) for job, _ in chosen]
+    infos = [read_info(folder) for folder in folders]
+    check_input(args.input)
+    in_fmt = input_format(args.input, args.input_format)
+    out_fmt = output_format(args.output, args.format)
+    check_output(args.output, args.force)
+    _check_device(args.device)
+    readers = build_registries(args.manager, require_wanted=True).readers
+    groups = [input_groups(info, readers) for info in infos]
+    plan = [(job, is_all, folder, g) for (job, is_all), folder, g in zip(chosen, folders, groups, strict=True)]
+    return _predict_all(args, plan, in_fmt, out_fmt)
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    from harness.errors import ConfigError
+
+    try:
+        found = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device {device!r}: not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if found.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device here; use --device cpu")
+
+
+def _predict_all(args: argparse.Namespace, plan: list[Any], in_fmt: str, out_fmt: str) -> int:
+    from harness.inference.engine import Counts, predict
+    from harness.inference.output import PredictionWriter, columns
+    from harness.inference.records import read_records
+    from harness.report.console import console
+    from harness.training.saved import load_saved
+
+    units = list(dict.fromkeys(g.reader.unit for _, _, _, groups in plan for g in groups if g.reader.unit))
+    fields = list(dict.fromkeys(f for _, _, _, groups in plan for g in groups for f in g.text_fields))
+    start = time.perf_counter()
+    total = 0
+    with PredictionWriter(args.output, out_fmt, columns(units, fields if args.echo_text else [])) as writer:
+        for job, is_all, folder, groups in plan:
+            console.print(f"predicting with {job.describe(is_all)}", markup=False, highlight=False)
+            loaded = load_saved(folder, args.device)
+            counts = Counts()
+            records = read_records(args.input, in_fmt)
+            found = predict(
+                loaded, groups, records, where=str(args.input), batch_size=args.batch_size, echo=args.echo_text,
+                counts=counts,
+            )  # fmt: skip
+            for prediction in found:
+                writer.write(prediction, job.key)
+            _report(job.key, counts)
+            total += counts.predictions
+        if total == 0:
+            wanted = "; ".join(
+                f"{', '.join(g.tasks)}: reader {g.reader.name} (fields {', '.join(g.text_fields)})"
+                for _, _, _, groups in plan
+                for g in groups
+            )
+            raise DataError(f"{args.input}: nothing to classify for these models; they read {wanted}")
+        writer.commit()
+    where = args.output if args.output is not None else "stdout"
+    seconds = time.perf_counter() - start
+    console.print(f"wrote {total} predictions to {where} ({seconds:.1f}s)", markup=False, highlight=False)
+    return 0
+
+
+def _report(job: str, counts: Any) -> None:
+    """One line per model: what it made of the input (ids and line numbers, never text)."""
+    from harness.report.console import console
+
+    text = f"  {job}: {counts.records} inputs, {counts.units} units, {counts.predictions} predictions"
+    if counts.skipped:
+        lines = ", ".join(map(str, counts.skipped_lines)) + (" ..." if counts.skipped > 5 else "")
+        text += f"; {counts.skipped} inputs not for this model (lines {lines})"
+    if counts.empty:
+        ids = ", ".join(counts.empty_ids) + (" ..." if counts.empty > 5 else "")
+        text += f"; {counts.empty} inputs with nothing to classify ({ids})"
+    console.print(text, markup=False, highlight=False)

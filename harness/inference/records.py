@@ -1,0 +1,163 @@
+"""The records of a ``harness predict`` input file, read one at a time, and the ``rows`` reader.
+
+Formats (``--input-format``, else from the file's extension):
+
+* ``jsonl`` (``.jsonl``, ``.ndjson``): one JSON object per line; blank lines are skipped;
+* ``tsv`` (``.tsv``): a header row naming the columns, then one row per record, tab-separated,
+  quoting off (as GLUE's files);
+* ``csv`` (``.csv``): a header row, then rows with standard CSV quoting (a quoted field may
+  span lines).
+
+Text is UTF-8 (a byte-order mark opening the file is dropped). Every problem is a
+``DataError`` naming the file and line, never quoting the input's text (it may be protected
+health information): a missing file, bytes that are not UTF-8, a JSONL line that is not a JSON
+object, a TSV/CSV row with more or fewer fields than the header, a file without records.
+The file is read lazily, line by line: memory does not grow with its length.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.api import Unit
+from harness.errors import ConfigError, DataError
+
+INPUT_FORMATS = ("jsonl", "tsv", "csv")
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".tsv": "tsv", ".csv": "csv"}
+Record = tuple[int, dict[str, Any]]  # (the line the record starts on, 1-based; its fields)
+
+
+def input_format(path: Path, given: str | None) -> str:
+    """``given`` when set, else the format of ``path``'s extension; ``ConfigError`` when neither says."""
+    if given:
+        if given not in INPUT_FORMATS:
+            raise ConfigError(f"--input-format {given!r}: expected one of {', '.join(INPUT_FORMATS)}")
+        return given
+    fmt = EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(
+            f"--input {path}: cannot tell its format from the extension {path.suffix or '(none)'!r}; "
+            f"name it .jsonl, .tsv or .csv, or pass --input-format {'|'.join(INPUT_FORMATS)}"
+        )
+    return fmt
+
+
+def check_input(path: Path) -> None:
+    """``DataError`` when ``path`` is not a readable file."""
+    if not path.exists():
+        raise DataError(f"--input {path}: no such file")
+    if not path.is_file():
+        raise DataError(f"--input {path}: not a file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise DataError(f"--input {path}: cannot read it ({exc.strerror or exc})") from None
+
+
+def read_records(path: Path, fmt: str) -> Iterator[Record]:
+    """Every record of the file, in order, as (line, fields); raises ``DataError`` at the first
+    bad line and, after the last line, when the file held no record."""
+    records = _jsonl(path) if fmt == "jsonl" else _delimited(path, fmt)
+    count = 0
+    for record in records:
+        count += 1
+        yield record
+    if count == 0:
+        what = "a header row and rows" if fmt != "jsonl" else "one JSON object per line"
+        raise DataError(f"{path}: no inputs (the file holds no record); expected {what}")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(number, text) of every physical line, line end kept; each line decoded on its own, so a
+    bad byte is reported with its line (UTF-8 never uses the newline byte inside a character)."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            if number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{path}: line {number}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+                ) from None
+
+
+def _jsonl(path: Path) -> Iterator[Record]:
+    for number, text in _lines(path):
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                "a .jsonl input holds one JSON object per line (use --input-format for TSV or CSV)"
+            ) from None
+        if not isinstance(value, dict):
+            raise DataError(f"{path}: line {number}: a JSON {type(value).__name__}, not an object; one object per line")
+        yield number, value
+
+
+def _delimited(path: Path, fmt: str) -> Iterator[Record]:
+    """TSV/CSV rows keyed by the header; a record that is only blanks is skipped."""
+    starts: list[int] = []  # the physical lines the csv reader consumed for the current record
+
+    def lines() -> Iterator[str]:
+        for number, text in _lines(path):
+            starts.append(number)
+            yield text
+
+    sep = "\t" if fmt == "tsv" else ","
+    reader = csv.reader(lines(), delimiter=sep, quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
+    header: list[str] | None = None
+    try:
+        for row in reader:
+            line = starts[0]
+            starts.clear()
+            if not any(cell.strip() for cell in row):
+                continue
+            if header is None:
+                header = _header(path, row, fmt)
+                continue
+            if len(row) != len(header):
+                hint = " (a tab inside a text? TSV is read with quoting off)" if fmt == "tsv" else ""
+                raise DataError(
+                    f"{path}: line {line}: {len(row)} fields, the header has {len(header)}{hint}; "
+                    f"every row needs one field per column"
+                )
+            yield line, dict(zip(header, row, strict=True))
+    except csv.Error as exc:
+        raise DataError(f"{path}: line {reader.line_num}: not valid {fmt.upper()} ({exc})") from None
+
+
+def _header(path: Path, row: list[str], fmt: str) -> list[str]:
+    names = [cell.strip() for cell in row]
+    if len(set(names)) != len(names) or not all(names):
+        raise DataError(f"{path}: line 1: the header must name every column once (a {fmt} input starts with one)")
+    return names
+
+
+def read_row(record: Mapping[str, Any], text_fields: tuple[str, ...]) -> list[Unit] | None:
+    """The built-in ``rows`` reader: a record holding the task's text fields is one unit.
+
+    None (not for this task) when a text field is absent; ``DataError`` when one is not a string.
+    """
+    if any(field not in record for field in text_fields):
+        return None
+    texts = []
+    for field in text_fields:
+        value = record[field]
+        if not isinstance(value, str):
+            raise DataError(f"field {field!r}: expected text (a string), got {_kind(value)}")
+        texts.append(value)
+    return [("", tuple(texts))]
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
