@@ -88,6 +88,12 @@ class RatioRecorder:
         self.benchmark, self.records, self.test = benchmark, records, test
         self.figures = figures if figures is not None else []
 
+    def once(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` once, timed by pytest-benchmark (a test that records only figures); its result."""
+        if getattr(self.benchmark, "_mode", None) or getattr(self.benchmark, "disabled", True):
+            return fn()
+        return self.benchmark.pedantic(fn, rounds=1, iterations=1)
+
     def figure(
         self,
         name: str,
