@@ -30,23 +30,18 @@ def _run(args: list[str]) -> None:
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_commands_that_train_nothing_start_well_below_torchs_import(ratio, command):
     harness = ["-m", "harness", *COMMANDS[command]]
-    ratio.measure(
-        f"start-up: harness {command} / python -c 'import torch'",
-        lambda: _run(harness),
-        lambda: _run(["-c", "import torch"]),
-        rounds=ROUNDS,
-        target=MAX_TORCH_RATIO,
-        direction="<=",
-        labels=(f"harness {command}", "import torch"),
-        setup={"processes": "fresh", "file_cache": "warm"},
-    )
-    ratio.measure(
-        f"start-up: harness {command} / python -c pass",
-        lambda: _run(harness),
-        lambda: _run(["-c", "pass"]),
-        rounds=ROUNDS,
-        target=None,
-        direction="<=",
-        labels=(f"harness {command}", "python -c pass"),
-        setup={"processes": "fresh", "file_cache": "warm"},
-    )
+    references = {
+        "python -c 'import torch'": (["-c", "import torch"], MAX_TORCH_RATIO),
+        "python -c pass": (["-c", "pass"], None),
+    }
+    for reference, (args, target) in references.items():
+        ratio.measure(
+            f"start-up: harness {command} / {reference}",
+            lambda: _run(harness),
+            lambda args=args: _run(args),
+            rounds=ROUNDS,
+            target=target,
+            direction="<=",
+            labels=(f"harness {command}", reference),
+            setup={"processes": "fresh", "file_cache": "warm"},
+        )
