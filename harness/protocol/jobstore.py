@@ -23,9 +23,10 @@ reader while it links the entry into its run directory, ``gc`` while it removes 
 The saved model (``best/``) is stored too, because ``harness predict`` reads it: a run whose
 jobs were reused gets the models with the results. The entry's files are hard links to the
 trainer's files (copies across filesystems), so the store costs no disk while that run
-directory exists. An entry stored without a model (``keep_best=false``, or written before
-models were stored) is still reused; its ``entry.json`` says ``"model": false``, and
-``harness predict`` names the run that trained the job.
+directory exists. ``keep_best`` is part of every key, so a run that keeps models never reuses
+an entry stored without one (``keep_best=false``: its ``entry.json`` says ``"model": false``);
+an entry written before models were stored is still reused, and ``harness predict`` names the
+run that trained the job.
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ class JobStore:
         streams = {self.streams[t] for t in tasks}
         return {
             "job": job.content(),
-            "keep_best": job.config.keep_best if job.features else None,  # features of the best epoch, or the last
+            # features of the best epoch or the last; and whether the entry holds the model a run keeping models needs
+            "keep_best": job.config.keep_best,
             "data": {k: v for k, v in sorted(self.fingerprints.items()) if k.rsplit("/", 1)[0] in streams},
             "encoder": dict(self.encoder),
             "versions": {"harness": self.versions.get("harness"), **{t: self.versions.get(t) for t in tasks}},

@@ -10,7 +10,9 @@ side (same process, same load, alternating) is a regression check. Use it like t
             reference_epoch,          # denominator: a callable, run `rounds` times, interleaved (ABBA)
             rounds=5,                 # >= 5; each side also gets `warmup` untimed calls first (default 1)
             target=2.5, direction=">=",   # the ratio must be >= 2.5 ("<=": at most); target=None: no check
-            work=2048, unit="examples/s", # optional: compare rates (work / seconds) instead of seconds
+            work=2048, unit="examples/s", # optional: compare rates (work / seconds) instead of seconds;
+                                          # (numerator work, denominator work) when a round of the faster
+                                          # side repeats its unit to last about as long as the other's
             setup={"model": "tiny", "rows": 2048, "batch": 32},  # what was measured, for the table
             labels=("harness", "reference"),  # optional names of the two sides
         )
@@ -122,7 +124,7 @@ class RatioRecorder:
         rounds: int = MIN_ROUNDS,
         target: float | None,
         direction: str,
-        work: float | None = None,
+        work: float | tuple[float, float] | None = None,
         unit: str | None = None,
         setup: Mapping[str, Any] | None = None,
         labels: tuple[str, str] = ("numerator", "denominator"),
@@ -135,8 +137,8 @@ class RatioRecorder:
         num_s, den_s = self._timings(numerator, denominator, rounds, warmup)
         record = RatioRecord.of(
             name,
-            Side.of(labels[0], num_s, work, unit),
-            Side.of(labels[1], den_s, work, unit),
+            Side.of(labels[0], num_s, work[0] if isinstance(work, tuple) else work, unit),
+            Side.of(labels[1], den_s, work[1] if isinstance(work, tuple) else work, unit),
             target,
             direction,
             setup,

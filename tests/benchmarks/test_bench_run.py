@@ -7,7 +7,8 @@ caused to be written to storage, also of files deleted later, such as a finished
 state), peak memory = ``ru_maxrss``. Every run has ``--job-store none`` (nothing reused) and
 its own tokenization cache (``$HARNESS_CACHE``), so it writes what a first run writes.
 
-- Always: the spine ``smoke`` profile (tiny model, 28 training jobs, about a minute here).
+- Always: the spine ``smoke`` profile on 3 cervical tasks (tiny model, the whole protocol: 3
+  STL jobs, the untrained model, the all-task run and the groups; under a minute here).
 - ``HARNESS_BENCH_MAIN=1``: the main job, ``harness run --plugin spine`` on its defaults
   (MiniLM, about half an hour here with a quiet machine).
 """
@@ -26,6 +27,7 @@ from tests.conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = os.environ.get("HARNESS_BENCH_MAIN", "") not in ("", "0")
+SMOKE_TASKS = "cervical.disc,cervical.canal_stenosis,cervical.hemangioma"
 
 CHILD = """
 import json, resource, sys, time
@@ -67,9 +69,10 @@ def _record(ratio, name: str, usage: dict[str, float], run: Path, setup: dict) -
 @pytest.mark.benchmark(group="run-cost")
 def test_smoke_run_writes_about_what_it_keeps(ratio, tmp_path):
     run = tmp_path / "run"
-    args = ["run", "--plugin", "spine", "--profile", "smoke", "--output", str(run), "--job-store", "none"]
-    usage = ratio.once(lambda: run_usage(args, tmp_path / "cache", timeout=1800))
-    _record(ratio, "harness run --plugin spine --profile smoke", usage, run, {"model": "tiny", "jobs": 28})
+    args = ["run", "--plugin", "spine", "--profile", "smoke", "--tasks", SMOKE_TASKS, "--output", str(run)]
+    usage = ratio.once(lambda: run_usage([*args, "--job-store", "none"], tmp_path / "cache", timeout=1800))
+    jobs = len(list(run.glob("jobs/*/result.json")))
+    _record(ratio, f"harness run --plugin spine --profile smoke --tasks {SMOKE_TASKS}", usage, run, {"jobs": jobs})
 
 
 @pytest.mark.benchmark(group="run-cost")
@@ -78,4 +81,5 @@ def test_main_job_writes_about_what_it_keeps(ratio, tmp_path):
     run = tmp_path / "run"
     args = ["run", "--plugin", "spine", "--output", str(run), "--job-store", "none"]
     usage = ratio.once(lambda: run_usage(args, tmp_path / "cache", timeout=7200))
-    _record(ratio, "harness run --plugin spine (the main job)", usage, run, {"model": "minilm"})
+    jobs = len(list(run.glob("jobs/*/result.json")))
+    _record(ratio, "harness run --plugin spine (the main job)", usage, run, {"model": "minilm", "jobs": jobs})
