@@ -444,5 +444,3 @@ def test_a_run_keeping_models_does_not_reuse_a_stored_job_without_one(tmp_path, 
     assert "has no saved model: the run was made with keep_best=false" in err
     code, out, _ = _predict(capsys, second, "--input", tmp_path / "in.jsonl")
     assert code == 0 and _jsonl(out)
-
-

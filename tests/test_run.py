@@ -98,7 +98,8 @@ def test_existing_run_directory_is_never_overwritten(toy_run, toy_env, capsys):
     assert "already holds a run; pass --resume" in err
     assert "STL +" not in err  # refused before a run is announced
     assert main(["run", *TOY, "--output", str(toy_run), "--set", "epochs=3", "--seeds", "2", "--resume"]) == 2
-    assert "started with different settings (config)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "started with different settings (config.epochs: 2 -> 3); rerun with the original flags" in err
     assert (toy_run / "results.json").read_bytes() == before
 
 

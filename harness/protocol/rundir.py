@@ -82,6 +82,24 @@ def read_json(path: Path, keys: tuple[str, ...], fix: str) -> Any:
     return data
 
 
+def differences(before: Any, after: Any, path: str = "", most: int = 6) -> list[str]:
+    """``"key.sub: old -> new"`` for each leaf that differs between two JSON values (at most ``most``, then a count)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        out: list[str] = []
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                out += differences(before.get(key), after.get(key), f"{path}.{key}" if path else str(key), most)
+        if len(out) > most:
+            return [*out[:most], f"{len(out) - most} more"]
+        return out
+
+    def show(value: Any) -> str:
+        text = json.dumps(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    return [f"{path or 'value'}: {show(before)} -> {show(after)}"]
+
+
 def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> None:
     """Create the run directory, or check that ``--resume`` continues the same run.
 
@@ -100,9 +118,9 @@ def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> 
         previous = _comparable(read_json(config, (), "restore it, or choose another --output"))
         current = _comparable(json.loads(json.dumps(run_info)))
         if previous != current:
-            changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+            changed = "; ".join(differences(previous, current))
             raise RunError(
-                f"--resume: {run_dir} was started with different settings ({', '.join(changed)}); "
+                f"--resume: {run_dir} was started with different settings ({changed}); "
                 "rerun with the original flags, or choose another --output"
             )
     elif config.exists():
