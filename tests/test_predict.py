@@ -344,6 +344,13 @@ def test_errors_for_bad_run_directories_and_jobs(toy_run, tmp_path, capsys):
         ("short.tsv", "id\ttext\nx\ta red box\ny\n", "line 3: 1 fields, the header has 2"),
         ("latin1.jsonl", b'{"text": "caf\xe9"}\n', "line 1: not UTF-8 text (byte 0xe9)"),
         ("inputs.txt", "a red box\n", "cannot tell its format from the extension '.txt'"),
+        (
+            "surrogate.jsonl",
+            '{"id": "r0", "text": "a red box"}\n{"id": "r1", "text": "a red box.\\ud800"}\n',
+            "surrogate.jsonl: line 2: field 'text' is not valid Unicode (a lone surrogate escape); fix the input",
+        ),
+        ("nested.jsonl", '{"text": "a red box", "meta": {"a": ["\\udc00"]}}\n', "line 1: field 'meta' is not valid"),
+        ("deep.jsonl", '{"text": "a red box", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "nested too deeply"),
     ],
 )
 def test_errors_for_bad_inputs(toy_run, tmp_path, capsys, name, content, message):
@@ -367,6 +374,10 @@ def test_spine_report_errors_name_the_field_never_the_text(spine_run, tmp_path, 
     path.write_text(json.dumps({"report_id": "a", "region": "cervical", "body": secret}) + "\n", encoding="utf-8")
     err = _fails(capsys, tmp_path, spine_run, "--input", path)
     assert "field 'text': expected the whole report as a string (no field 'text')" in err and secret not in err
+    lone = '{"report_id":"r1","region":"cervical","text":"FINDINGS: At C5-C6 bulge.\\ud800"}\n'  # a literal escape
+    path.write_text(lone, encoding="utf-8")
+    err = _fails(capsys, tmp_path, spine_run, "--input", path)
+    assert err == f"error: {path}: line 1: field 'text' is not valid Unicode (a lone surrogate escape); fix the input"
 
 
 def test_an_existing_output_is_kept_unless_forced(toy_run, tmp_path, capsys):
