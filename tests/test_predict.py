@@ -359,6 +359,43 @@ def test_errors_for_bad_inputs(toy_run, tmp_path, capsys, name, content, message
     assert message in _fails(capsys, tmp_path, toy_run, "--input", path)
 
 
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("meta", "--device meta: the meta device holds no data"),
+        ("cpu:99", "--device cpu:99: torch has a single CPU device (cpu, or cpu:0)"),
+        ("gpu", "--device gpu: not a torch device"),
+        ("xpu", "--device xpu: cannot allocate a tensor on it ("),
+        ("mps", "--device mps: cannot allocate a tensor on it ("),
+    ],
+)
+def test_a_device_that_cannot_hold_a_tensor_is_refused_before_loading(toy_run, tmp_path, capsys, device, message):
+    if device in _devices_here():
+        pytest.skip(f"this machine has {device}")
+    _toy_dev_input(tmp_path / "in.jsonl")
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--device", device)
+    assert message in err and err.endswith("this machine has: " + ", ".join(_devices_here()))
+
+
+def _devices_here() -> list[str]:
+    from harness.commands.predict import _devices
+
+    return _devices()
+
+
+def test_a_cuda_index_beyond_the_device_count_is_refused(toy_run, tmp_path, capsys, monkeypatch):
+    import torch
+
+    if not torch.cuda.is_available():  # pretend one GPU: the index is checked before any allocation
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    count = torch.cuda.device_count()
+    _toy_dev_input(tmp_path / "in.jsonl")
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--device", f"cuda:{count + 6}")
+    assert f"--device cuda:{count + 6}: no such CUDA device (there {'is' if count == 1 else 'are'} {count})" in err
+    assert err.endswith(", ".join(f"cuda:{i}" for i in range(count)))
+
+
 def test_a_bad_line_after_good_ones_writes_nothing(toy_run, tmp_path, capsys):
     good = "".join(json.dumps({"text": f"a small red box {i}"}) + "\n" for i in range(600))
     (tmp_path / "late.jsonl").write_text(good + "not json\n", encoding="utf-8")

@@ -52,7 +52,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--force", action="store_true", help="replace an existing --output")
     p.add_argument("--batch-size", type=int, default=64, help="units per encoder pass (default: %(default)s)")
     p.add_argument(
-        "--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, ... (checked before loading)"
+        "--device",
+        default="cpu",
+        help="torch device: cpu (default), cuda, cuda:1, mps, ... (checked before loading: one tensor allocated on it)",
     )
     p.set_defaults(func=cmd_predict)
 
@@ -84,16 +86,48 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _check_device(device: str) -> None:
+    """``ConfigError`` (one line: the device, and the devices this machine has) unless torch can
+    hold a tensor on ``device``: a name torch does not parse; ``meta`` (tensors without data:
+    nothing to predict with); ``cpu:N`` with N other than 0 (torch has one CPU device; ``cpu`` or
+    ``cpu:0``); a CUDA index not below ``torch.cuda.device_count()``; any device on which a
+    1-element tensor cannot be allocated (a backend this torch was not built with, no driver)."""
     import torch
 
     from harness.errors import ConfigError
 
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(f"--device {device}: {why}; this machine has: {', '.join(_devices())}")
+
     try:
         found = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"--device {device!r}: not a torch device (cpu, cuda, cuda:1, ...)") from None
-    if found.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA device here; use --device cpu")
+    except (RuntimeError, ValueError, TypeError):
+        raise refuse("not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if found.type == "meta":
+        raise refuse("the meta device holds no data, so nothing can be predicted on it")
+    if found.type == "cpu" and found.index not in (None, 0):
+        raise refuse("torch has a single CPU device (cpu, or cpu:0)")
+    if found.type == "cuda" and found.index is not None and torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        if found.index >= count:
+            raise refuse(f"no such CUDA device (there {'is' if count == 1 else 'are'} {count})")
+    try:
+        torch.empty(1, device=found)
+    except Exception as exc:  # noqa: BLE001 -- any backend's failure: one line, not a traceback later
+        first = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else ""
+        raise refuse(f"cannot allocate a tensor on it ({type(exc).__name__}: {first})") from None
+
+
+def _devices() -> list[str]:
+    """The devices ``--device`` accepts here: cpu, each CUDA device, mps where available."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found
 
 
 def _predict_all(args: argparse.Namespace, plan: list[Any], in_fmt: str, out_fmt: str) -> int:
