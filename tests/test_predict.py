@@ -300,13 +300,15 @@ def test_the_engine_streams_one_chunk_at_a_time(toy_run):
 # --- errors: one line, non-zero exit, nothing written --------------------------------------------
 
 
-def _fails(capsys, tmp_path: Path, *argv: str) -> str:
-    out = tmp_path / "out.jsonl"
+def _fails(capsys, tmp_path: Path, *argv: str, output: Path | None = None) -> str:
+    """The one error line of a failing command, which wrote nothing (``output``: --output, else out.jsonl)."""
+    out = output if output is not None else tmp_path / "out.jsonl"
+    before = sorted(p.name for p in tmp_path.iterdir())
     code, stdout, err = _predict(capsys, *argv, "--output", out)
     assert code != 0 and stdout == ""
     errors = [line for line in err.strip().splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and err.strip().endswith(errors[0]), err  # progress lines may come before it
-    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.jsonl")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, no temporary file
     return errors[0]
 
 
@@ -425,6 +427,80 @@ def test_an_existing_output_is_kept_unless_forced(toy_run, tmp_path, capsys):
     assert code == 2 and "exists" in err and out.read_text() == "keep me\n"
     code, _, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--output", out, "--force")
     assert code == 0 and len(_jsonl(out.read_text())) == 3 * 64
+
+
+def test_a_forced_output_through_a_symlink_writes_its_target_and_keeps_the_link(toy_run, tmp_path, capsys):
+    _toy_dev_input(tmp_path / "in.jsonl")
+    (tmp_path / "real").mkdir()
+    real, link = tmp_path / "real" / "p.jsonl", tmp_path / "p.jsonl"
+    real.write_text("old\n")
+    link.symlink_to(real)
+    code, _, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--output", link, "--force")
+    assert code == 0, err
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert len(_jsonl(real.read_text())) == 3 * 64
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "p.jsonl", "real"]  # no temporary file left
+    assert [p.name for p in (tmp_path / "real").iterdir()] == ["p.jsonl"]
+    dangling = tmp_path / "dangling.jsonl"
+    dangling.symlink_to(tmp_path / "real" / "new.jsonl")
+    code, _, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--output", dangling)
+    assert code == 2 and "exists" in err and not (tmp_path / "real" / "new.jsonl").exists()
+    code, _, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--output", dangling, "--force")
+    assert code == 0 and dangling.is_symlink() and len(_jsonl((tmp_path / "real" / "new.jsonl").read_text())) == 3 * 64
+
+
+def test_a_forced_output_keeps_the_replaced_file_s_permissions(toy_run, tmp_path, capsys):
+    _toy_dev_input(tmp_path / "in.jsonl")
+    out = tmp_path / "p.jsonl"
+    out.write_text("old\n")
+    out.chmod(0o600)
+    code, _, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--output", out, "--force")
+    assert code == 0, err
+    assert out.stat().st_mode & 0o777 == 0o600 and len(_jsonl(out.read_text())) == 3 * 64
+
+
+def test_a_forced_output_into_a_fifo_writes_into_it_and_keeps_it(toy_run, tmp_path, capsys):
+    import stat
+    import threading
+
+    _toy_dev_input(tmp_path / "in.jsonl")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    try:
+        code, _, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--output", fifo, "--force")
+    finally:
+        if reader.is_alive() and not read:  # the command failed before opening it: unblock the reader
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(30)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "pipe"]
+    assert len(_jsonl(read[0].decode())) == 3 * 64
+
+
+def test_outputs_that_are_neither_files_nor_devices_are_refused(toy_run, tmp_path, capsys):
+    import socket
+    import tempfile
+
+    _toy_dev_input(tmp_path / "in.jsonl")
+    loop = tmp_path / "loop.jsonl"
+    loop.symlink_to(loop)
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--force", output=loop)
+    assert "a symlink loop; name a file" in err
+    short = Path(tempfile.mkdtemp(dir="/tmp"))  # a socket's path must be short
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(short / "s"))
+            link = tmp_path / "s.jsonl"
+            link.symlink_to(short / "s")
+            err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--force", output=link)
+            assert "is a socket, not a file, character device or FIFO; name a file" in err
+    finally:
+        shutil.rmtree(short)
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", output=tmp_path / "no" / "p.jsonl")
+    assert f"the folder {tmp_path / 'no'} does not exist; create it first" in err
 
 
 # --- the spine input reader and the plugin API ---------------------------------------------------
