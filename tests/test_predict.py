@@ -347,6 +347,12 @@ def test_errors_for_bad_run_directories_and_jobs(toy_run, tmp_path, capsys):
         ("latin1.jsonl", b'{"text": "caf\xe9"}\n', "line 1: not UTF-8 text (byte 0xe9)"),
         ("inputs.txt", "a red box\n", "cannot tell its format from the extension '.txt'"),
         (
+            "unclosed.csv",
+            'id,text\nx,a red box\ny,"a blue cup\nz,a small hat\nw,a large shoe\n',
+            "unclosed.csv: line 3: a quoted field opened in the record starting here is never closed",
+        ),
+        ("stray.csv", 'id,text\nx,"a red" box\n', "stray.csv: line 2: not valid CSV"),
+        (
             "surrogate.jsonl",
             '{"id": "r0", "text": "a red box"}\n{"id": "r1", "text": "a red box.\\ud800"}\n',
             "surrogate.jsonl: line 2: field 'text' is not valid Unicode (a lone surrogate escape); fix the input",

@@ -149,7 +149,10 @@ def _delimited(path: Path, fmt: str) -> Iterator[Record]:
             yield text
 
     sep = "\t" if fmt == "tsv" else ","
-    reader = csv.reader(lines(), delimiter=sep, quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
+    # strict: a quote never closed, or text after a closing quote, fails instead of swallowing records
+    reader = csv.reader(
+        lines(), delimiter=sep, quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL, strict=True
+    )
     header: list[str] | None = None
     try:
         for row in reader:
@@ -168,6 +171,11 @@ def _delimited(path: Path, fmt: str) -> Iterator[Record]:
                 )
             yield line, dict(zip(header, row, strict=True))
     except csv.Error as exc:
+        if str(exc) == "unexpected end of data" and starts:  # the file ended inside a quoted field
+            raise DataError(
+                f"{path}: line {starts[0]}: a quoted field opened in the record starting here is never closed "
+                '(the file ends inside it); close the quote, and double a quote inside a field ("")'
+            ) from None
         raise DataError(f"{path}: line {reader.line_num}: not valid {fmt.upper()} ({exc})") from None
 
 
