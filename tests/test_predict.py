@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -295,6 +296,75 @@ def test_the_engine_streams_one_chunk_at_a_time(toy_run):
     stream = predict(loaded, input_groups(loaded.info, _registries().readers), records(), where="x")
     next(stream)
     assert len(read) <= CHUNK_RECORDS + 1
+
+
+def _long_text(rng, chars: int) -> str:
+    words = ["a", "small", "red", "box,", "C5-C6:", "café", "naïve", "well-known", "x" * 30, "3.5mm", "(mild)", "東京",
+             "🙂", "don't", "\n\n", "\t", "  ", "STENOSIS.", "ü"]  # fmt: skip
+    out: list[str] = []
+    while sum(map(len, out)) < chars:
+        out.append(rng.choice(words) + rng.choice([" ", " ", "\n", "  ", ""]))
+    return "".join(out)
+
+
+def test_a_long_text_is_cut_before_tokenizing_to_exactly_the_kept_tokens():
+    import random
+
+    from harness.inference.engine import CHARS_PER_TOKEN, capped
+    from harness.training.model import load_tokenizer
+
+    tokenizer, length = load_tokenizer("tiny"), 64
+    limit = length * CHARS_PER_TOKEN
+    rng = random.Random(0)
+    short = "a small red box"
+    cases = [(_long_text(rng, 3 * limit),) for _ in range(20)]
+    cases += [(_long_text(rng, 3 * limit), short) for _ in range(5)] + [(short, _long_text(rng, 3 * limit))]
+    cases += [(_long_text(rng, 3 * limit), "a small red box, " * 12)]  # the other text: 60 tokens, fewer than 64
+    for texts in cases:
+        cut = capped(tokenizer, texts, length)
+        assert max(map(len, cut)) <= limit  # cut: tokenized from a prefix
+        mine = tokenizer(*cut, truncation=True, max_length=length)["input_ids"]
+        assert mine == tokenizer(*texts, truncation=True, max_length=length)["input_ids"]
+    kept = [
+        ("x" * (3 * limit),),  # no whitespace to cut at
+        ("x" * 200 + " " + "y" * (3 * limit),),  # a prefix of fewer than max_length tokens
+        (_long_text(rng, 3 * limit), _long_text(rng, 3 * limit)),  # both long: which is longer decides
+        (_long_text(rng, 3 * limit), _long_text(rng, 2000)),  # the other text has max_length tokens or more
+        (_long_text(rng, limit - 50),),  # not long
+    ]
+    for texts in kept:
+        assert capped(tokenizer, texts, length) == texts
+
+
+def test_a_huge_text_predicts_as_its_beginning_without_tokenizing_it_whole(toy_run, monkeypatch):
+    from harness.inference import engine
+    from harness.training.saved import load_saved
+
+    loaded = load_saved(_job(toy_run, "mtl-0-") / "best")
+    seen: list[int] = []
+
+    class Spy:
+        def __call__(self, *columns, **kwargs):
+            seen.extend(len(t) for column in columns for t in ([column] if isinstance(column, str) else column))
+            return loaded.tokenizer(*columns, **kwargs)
+
+    spied = dataclasses.replace(loaded, tokenizer=Spy())
+    groups = engine.input_groups(loaded.info, _registries().readers)
+    huge = "a large blue cup. " * 120_000  # 2 MB (tokenized whole, it would take about 400 MB)
+    begins = "a large blue cup. " * 100  # by hand: far more than max_length (64) tokens
+
+    def predicted(text: str) -> list[tuple]:
+        return [
+            (p.task, p.label, p.score, p.probabilities)
+            for p in engine.predict(spied, groups, [(1, {"text": text})], where="x")
+        ]
+
+    assert predicted(huge) == predicted(begins) and len(predicted(begins)) == 3
+    assert max(seen) <= loaded.info.max_length * engine.CHARS_PER_TOKEN  # never the whole text
+    monkeypatch.setattr(engine, "CHARS_PER_TOKEN", 10**9)  # never cut: the whole text is tokenized
+    whole = engine.head_logits(loaded, [(huge[:200_000],)], ["toy.colour"])["toy.colour"]
+    monkeypatch.undo()
+    assert np.array_equal(whole, engine.head_logits(loaded, [(huge[:200_000],)], ["toy.colour"])["toy.colour"])
 
 
 # --- errors: one line, non-zero exit, nothing written --------------------------------------------
