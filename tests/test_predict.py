@@ -633,6 +633,34 @@ def test_a_run_reusing_the_store_predicts_with_the_stored_models(toy_run, store,
         assert os.path.samefile(entry / "best" / name, _job(toy_run, "mtl-0-") / "best" / name)
 
 
+def test_stl_says_which_stl_jobs_it_skips_and_why(toy_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(toy_run, run)
+    _toy_dev_input(tmp_path / "in.jsonl")
+    size, score = _job(run, "stl-0-toy.size-"), _job(run, "stl-0-toy.score-")
+    (size / "result.json").unlink()  # killed while training
+    (score / "result.json").unlink()
+    (score / "error.json").write_text("{}")  # failed
+    code, out, err = _predict(capsys, run, "--input", tmp_path / "in.jsonl", "--job", "stl")
+    assert code == 0, err
+    assert {r["task"] for r in _jsonl(out)} == {"toy.colour"}
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    resume = f"run `harness run ... --output {run} --resume`"
+    failed = f"failed: {score / 'error.json'} says why; fix that and {resume}"
+    assert warnings == [
+        f"warning: --job stl: skipping job {score.name} ({failed})",  # by key
+        f"warning: --job stl: skipping job {size.name} (unfinished: no result.json; {resume})",
+    ]
+    shutil.rmtree(score)  # never started
+    code, out, err = _predict(capsys, run, "--input", tmp_path / "in.jsonl", "--job", "stl")
+    assert code == 0 and [line for line in err.splitlines() if line.startswith("warning: ")] == [
+        warnings[1],
+        f"warning: --job stl: no STL model of task toy.score (seed 0): its job has not started; {resume}",
+    ]
+    code, out, err = _predict(capsys, run, "--input", tmp_path / "in.jsonl")  # the MTL model: no warning
+    assert code == 0 and "warning" not in err
+
+
 def test_a_reused_job_without_a_stored_model_is_explained(tmp_path, capsys):
     store = tmp_path / "store"
     first, second = tmp_path / "first", tmp_path / "second"

@@ -72,6 +72,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size {args.batch_size}: must be at least 1")
     run = run_jobs.read_run(args.run_dir)
     chosen = run_jobs.select_jobs(run, args.job, args.seed)
+    if "stl" in args.job:
+        from harness.report.console import console
+
+        for line in run_jobs.missing_stl(run, args.seed):  # not refused: the finished STL models still predict
+            console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     folders = [run_jobs.model_folder(run, job) for job, _ in chosen]
     infos = [read_info(folder) for folder in folders]
     check_input(args.input)

@@ -49,6 +49,9 @@ class RunInfo:
     group: tuple[str, ...]  # the all-task MTL group
     seed: int  # the run's first seed
     keep_best: bool
+    tasks: tuple[str, ...] = ()  # the run's tasks (each has an STL job per seed when stages holds "stl")
+    stages: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()  # every seed of the run
 
 
 def read_run(run_dir: Path) -> RunInfo:
@@ -61,7 +64,16 @@ def read_run(run_dir: Path) -> RunInfo:
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
         cfg = data["config"]
-        return RunInfo(run_dir, tuple(data["group"]), int(cfg["seed"]), bool(cfg.get("keep_best", True)))
+        seed = int(cfg["seed"])
+        return RunInfo(
+            run_dir,
+            tuple(data["group"]),
+            seed,
+            bool(cfg.get("keep_best", True)),
+            tuple(data.get("tasks", ())),
+            tuple(data.get("stages", ())),
+            tuple(range(seed, seed + int(cfg.get("seeds", 1)))),
+        )
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise RunError(
             f"{config}: not a harness run configuration ({type(exc).__name__}); is {run_dir} a run?"
@@ -100,6 +112,30 @@ def select_jobs(run: RunInfo, selectors: Sequence[str], seed: int | None = None)
             if job.key not in {j.key for j, _ in chosen}:
                 chosen.append((job, _is_all(run, job)))
     return chosen
+
+
+def missing_stl(run: RunInfo, seed: int | None = None) -> list[str]:
+    """What ``--job stl`` leaves out, one line each (job keys and task names, never data): every
+    ``stl-SEED-...`` job folder without ``result.json`` (failed: it holds ``error.json``; else
+    unfinished), and, when the run has an STL stage and the seed is one of its seeds, every task
+    of the run without an STL job folder of the seed (not started)."""
+    seed = run.seed if seed is None else seed
+    resume = f"run `harness run ... --output {run.folder} --resume`"
+    lines = []
+    folders = sorted(p for p in (run.folder / JOBS_DIR).glob(f"stl-{seed}-*") if p.is_dir())
+    for folder in folders:
+        if (folder / RESULT_FILE).is_file():
+            continue
+        if (folder / "error.json").is_file():
+            why = f"failed: {folder / 'error.json'} says why; fix that and {resume}"
+        else:
+            why = f"unfinished: no {RESULT_FILE}; {resume}"
+        lines.append(f"--job stl: skipping job {folder.name} ({why})")
+    if "stl" in run.stages and seed in run.seeds:
+        for task in run.tasks:
+            if f"stl-{seed}-{task[:48]}" not in {p.name.rsplit("-", 1)[0] for p in folders}:  # key: ...-<hash>
+                lines.append(f"--job stl: no STL model of task {task} (seed {seed}): its job has not started; {resume}")
+    return lines
 
 
 def _is_all(run: RunInfo, job: RunJob) -> bool:
