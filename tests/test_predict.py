@@ -404,6 +404,23 @@ def test_errors_for_bad_run_directories_and_jobs(toy_run, tmp_path, capsys):
     assert "has no saved model" in _fails(capsys, tmp_path, legacy, "--input", inp)
 
 
+def test_an_unknown_job_lists_ten_keys_and_suggests_the_closest(toy_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(toy_run, run, ignore=shutil.ignore_patterns("jobs"))
+    tasks = [f"glue.task{i:02d}" for i in range(40)] + ["glue.rte"]
+    for task in tasks:  # a finished STL job each (the selector is refused before any model is read)
+        job = run / "jobs" / f"stl-0-{task}-0123456789ab"
+        job.mkdir(parents=True)
+        (job / "result.json").write_text(json.dumps({"kind": "stl", "tasks": [task], "seed": 0}))
+    _toy_dev_input(tmp_path / "in.jsonl")
+    err = _fails(capsys, tmp_path, run, "--input", tmp_path / "in.jsonl", "--job", "stl-0-gleu.rte")
+    keys = ", ".join(f"stl-0-{t}-0123456789ab" for t in sorted(tasks)[:8])
+    assert err == (
+        f"error: {run}: unknown job 'stl-0-gleu.rte' (known: all, stl, {keys} ... and 33 more "
+        f"(ls {run / 'jobs'} lists them)). Did you mean 'stl-0-glue.rte-0123456789ab'?"
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [

@@ -9,13 +9,13 @@ run's first seed unless given. Nothing here imports torch.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.registry import unknown_name_message
 from harness.errors import RunError
 
 JOBS_DIR, RESULT_FILE, MODEL_DIR = "jobs", "result.json", "best"
@@ -164,11 +164,37 @@ def _match(run: RunInfo, jobs: list[RunJob], selector: str, seed: int) -> list[R
         unfinished = run.folder / JOBS_DIR / selector
         if unfinished.is_dir():
             raise RunError(f"job {selector} of {run.folder} has not finished (no {RESULT_FILE}); resume the run")
-        keys = ["all", "stl", *(j.key for j in jobs)]
-        raise RunError(f"{run.folder}: " + unknown_name_message("job", selector, keys))
+        raise RunError(_unknown_job(run, selector, jobs))
     if found[0].kind == "init":
         raise RunError(f"job {found[0].key} is an init job (the untrained model's measurements): it has no model")
     return found
+
+
+SHOWN_KEYS = 10  # an unknown --job lists this many known selectors (a pairs run has hundreds of jobs)
+
+
+def _unknown_job(run: RunInfo, selector: str, jobs: Sequence[RunJob]) -> str:
+    """One line: the selector is unknown, the first ``SHOWN_KEYS`` known selectors and how many
+    more, and the closest one (to a whole key, or to a key's beginning as long as the selector)."""
+    known = ["all", "stl", *(j.key for j in jobs if j.kind != "init")]
+    shown = ", ".join(known[:SHOWN_KEYS])
+    if len(known) > SHOWN_KEYS:
+        shown += f" ... and {len(known) - SHOWN_KEYS} more (ls {run.folder / JOBS_DIR} lists them)"
+    guess = _closest(selector, known)
+    return f"{run.folder}: unknown job {selector!r} (known: {shown})" + (f". Did you mean {guess!r}?" if guess else "")
+
+
+def _closest(selector: str, keys: Sequence[str], cutoff: float = 0.6) -> str | None:
+    """The key most like ``selector`` (``difflib`` ratio at least ``cutoff``), compared with the whole
+    key and with its beginning as long as the selector (a typo in a key's beginning); ties go to
+    the key more like the selector as a whole, then to the first."""
+
+    def ratio(a: str, b: str) -> float:
+        return difflib.SequenceMatcher(None, a, b).ratio()
+
+    scored = [(max(ratio(selector, k[: len(selector)]), ratio(selector, k)), ratio(selector, k), k) for k in keys]
+    best = max(scored, key=lambda s: s[:2], default=None)
+    return best[2] if best is not None and best[0] >= cutoff else None
 
 
 def _listing(jobs: Sequence[RunJob]) -> str:
