@@ -502,7 +502,15 @@ def test_spine_report_errors_name_the_field_never_the_text(spine_run, tmp_path, 
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps({"report_id": "a", "region": "cervicl", "text": secret}) + "\n", encoding="utf-8")
     err = _fails(capsys, tmp_path, spine_run, "--input", path)
-    assert "line 1: field 'region': unknown region 'cervicl'" in err and secret not in err
+    assert "line 1: field 'region': unknown region (7 characters); expected one of: cervical, lumbar" in err
+    assert secret not in err and "cervicl" not in err
+    path.write_text(json.dumps({"report_id": "a", "region": ["cervical"], "text": secret}) + "\n", encoding="utf-8")
+    err = _fails(capsys, tmp_path, spine_run, "--input", path)
+    assert "field 'region': unknown region (list, not a string); expected one of: cervical, lumbar" in err
+    lost = {"report_id": "MRN-0042", "region": "cervical", "text": "FINDINGS: Normal alignment."}  # no level in it
+    path.write_text(json.dumps({"report_id": "a", "text": secret}) + "\n" + json.dumps(lost) + "\n", encoding="utf-8")
+    code, _, err = _predict(capsys, spine_run, "--input", path)
+    assert code == 0 and "with nothing to classify (lines 2)" in err and "MRN-0042" not in err
     path.write_text(json.dumps({"report_id": "a", "region": "cervical", "body": secret}) + "\n", encoding="utf-8")
     err = _fails(capsys, tmp_path, spine_run, "--input", path)
     assert "field 'text': expected the whole report as a string (no field 'text')" in err and secret not in err

@@ -175,7 +175,7 @@ def _predict_all(args: argparse.Namespace, plan: list[Any], in_fmt: str, out_fmt
 
 
 def _report(job: str, counts: Any) -> None:
-    """One line per model: what it made of the input (ids and line numbers, never text)."""
+    """One line per model: what it made of the input (counts and line numbers, never a field's value)."""
     from harness.report.console import console
 
     text = f"  {job}: {counts.records} inputs, {counts.units} units, {counts.predictions} predictions"
@@ -183,6 +183,6 @@ def _report(job: str, counts: Any) -> None:
         lines = ", ".join(map(str, counts.skipped_lines)) + (" ..." if counts.skipped > 5 else "")
         text += f"; {counts.skipped} inputs not for this model (lines {lines})"
     if counts.empty:
-        ids = ", ".join(counts.empty_ids) + (" ..." if counts.empty > 5 else "")
-        text += f"; {counts.empty} inputs with nothing to classify ({ids})"
+        lines = ", ".join(map(str, counts.empty_lines)) + (" ..." if counts.empty > 5 else "")
+        text += f"; {counts.empty} inputs with nothing to classify (lines {lines})"
     console.print(text, markup=False, highlight=False)

@@ -89,7 +89,7 @@ class Counts:
     skipped: int = 0  # records no group of the model reads (the readers returned None)
     skipped_lines: list[int] = field(default_factory=list)  # the first few of them
     empty: int = 0  # records read that gave no unit (a report in which no level is found)
-    empty_ids: list[str] = field(default_factory=list)  # the first few of them (ids or line numbers)
+    empty_lines: list[int] = field(default_factory=list)  # the first few of them (never ids: they are input values)
     units: int = 0
     predictions: int = 0
 
@@ -152,9 +152,8 @@ def _units(line: int, record: dict[str, Any], groups: Sequence[InputGroup], wher
             counts.skipped_lines.append(line)
     elif not units:
         counts.empty += 1
-        if len(counts.empty_ids) < 5:
-            ident = next((record.get(g.reader.id_field) for g in groups if g.reader.id_field in record), None)
-            counts.empty_ids.append(str(ident) if ident is not None else f"line {line}")
+        if len(counts.empty_lines) < 5:
+            counts.empty_lines.append(line)
     return units
 
 
