@@ -404,6 +404,18 @@ def test_errors_for_bad_run_directories_and_jobs(toy_run, tmp_path, capsys):
     assert "has no saved model" in _fails(capsys, tmp_path, legacy, "--input", inp)
 
 
+def test_seed_with_only_job_keys_is_refused(toy_run, tmp_path, capsys):
+    _toy_dev_input(tmp_path / "in.jsonl")
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--job", "mtl-0-", "--seed", "1")
+    assert err.startswith("error: --seed 1 chooses the seed of --job all and --job stl only")
+    code, out, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--job", "all", "--seed", "0")
+    assert code == 0, err
+    assert "  mtl-0-" in err and ": 64 inputs, 64 units, 192 predictions" in err and "wrote 192 predictions" in err
+    (tmp_path / "one.jsonl").write_text('{"text": "a red box"}\n')
+    code, out, err = _predict(capsys, toy_run, "--input", tmp_path / "one.jsonl")
+    assert code == 0 and ": 1 input, 1 unit, 3 predictions" in err
+
+
 def test_an_unknown_job_lists_ten_keys_and_suggests_the_closest(toy_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(toy_run, run, ignore=shutil.ignore_patterns("jobs"))
@@ -430,7 +442,7 @@ def test_an_unknown_job_lists_ten_keys_and_suggests_the_closest(toy_run, tmp_pat
         ("array.jsonl", '["a red box"]\n', "line 1: a JSON list, not an object"),
         ("number.jsonl", '{"text": 3}\n', "line 1: field 'text': expected text (a string), got int"),
         ("fields.jsonl", '{"txt": "a red box"}\n', "nothing to classify for these models"),
-        ("short.tsv", "id\ttext\nx\ta red box\ny\n", "line 3: 1 fields, the header has 2"),
+        ("short.tsv", "id\ttext\nx\ta red box\ny\n", "line 3: 1 field, the header has 2"),
         ("latin1.jsonl", b'{"text": "caf\xe9"}\n', "line 1: not UTF-8 text (byte 0xe9)"),
         ("inputs.txt", "a red box\n", "cannot tell its format from the extension '.txt'"),
         (
@@ -510,7 +522,7 @@ def test_spine_report_errors_name_the_field_never_the_text(spine_run, tmp_path, 
     lost = {"report_id": "MRN-0042", "region": "cervical", "text": "FINDINGS: Normal alignment."}  # no level in it
     path.write_text(json.dumps({"report_id": "a", "text": secret}) + "\n" + json.dumps(lost) + "\n", encoding="utf-8")
     code, _, err = _predict(capsys, spine_run, "--input", path)
-    assert code == 0 and "with nothing to classify (lines 2)" in err and "MRN-0042" not in err
+    assert code == 0 and "; 1 input with nothing to classify (line 2)" in err and "MRN-0042" not in err
     path.write_text(json.dumps({"report_id": "a", "region": "cervical", "body": secret}) + "\n", encoding="utf-8")
     err = _fails(capsys, tmp_path, spine_run, "--input", path)
     assert "field 'text': expected the whole report as a string (no field 'text')" in err and secret not in err
@@ -619,8 +631,10 @@ def test_the_spine_reader_takes_its_region_s_levels():
     assert units == [(level, (snippet,)) for level, snippet in segment(text, "cervical")]  # training's snippets
     assert read_report("lumbar", {"text": text}, ("text",)) == []  # no lumbar level in it
     assert read_report("lumbar", {"text": text, "region": "cervical"}, ("text",)) is None  # not for lumbar models
-    with pytest.raises(DataError, match="'text' is a null"):
+    with pytest.raises(DataError, match="'text' is null"):
         read_report("cervical", {"text": None}, ("text",))
+    with pytest.raises(DataError, match="'text' is an int"):
+        read_report("cervical", {"text": 3}, ("text",))
 
 
 def test_a_task_naming_an_unknown_input_reader_fails_its_plugin():

@@ -70,6 +70,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size}: must be at least 1")
+    if args.seed is not None and args.job and not {"all", "stl"} & set(args.job):
+        raise ConfigError(
+            f"--seed {args.seed} chooses the seed of --job all and --job stl only; a job key names its own seed "
+            "(stl-SEED-...): drop --seed, or pass --job all or --job stl"
+        )
     run = run_jobs.read_run(args.run_dir)
     chosen = run_jobs.select_jobs(run, args.job, args.seed)
     if "stl" in args.job:
@@ -170,7 +175,7 @@ def _predict_all(args: argparse.Namespace, plan: list[Any], in_fmt: str, out_fmt
         writer.commit()
     where = args.output if args.output is not None else "stdout"
     seconds = time.perf_counter() - start
-    console.print(f"wrote {total} predictions to {where} ({seconds:.1f}s)", markup=False, highlight=False)
+    console.print(f"wrote {_count(total, 'prediction')} to {where} ({seconds:.1f}s)", markup=False, highlight=False)
     return 0
 
 
@@ -178,11 +183,21 @@ def _report(job: str, counts: Any) -> None:
     """One line per model: what it made of the input (counts and line numbers, never a field's value)."""
     from harness.report.console import console
 
-    text = f"  {job}: {counts.records} inputs, {counts.units} units, {counts.predictions} predictions"
+    text = f"  {job}: {_count(counts.records, 'input')}, {_count(counts.units, 'unit')}, "
+    text += _count(counts.predictions, "prediction")
     if counts.skipped:
         lines = ", ".join(map(str, counts.skipped_lines)) + (" ..." if counts.skipped > 5 else "")
-        text += f"; {counts.skipped} inputs not for this model (lines {lines})"
+        text += f"; {_count(counts.skipped, 'input')} not for this model (line{_s(counts.skipped)} {lines})"
     if counts.empty:
         lines = ", ".join(map(str, counts.empty_lines)) + (" ..." if counts.empty > 5 else "")
-        text += f"; {counts.empty} inputs with nothing to classify (lines {lines})"
+        text += f"; {_count(counts.empty, 'input')} with nothing to classify (line{_s(counts.empty)} {lines})"
     console.print(text, markup=False, highlight=False)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 input``, ``2 inputs``."""
+    return f"{n} {noun}{_s(n)}"
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"

@@ -165,8 +165,9 @@ def _delimited(path: Path, fmt: str) -> Iterator[Record]:
                 continue
             if len(row) != len(header):
                 hint = " (a tab inside a text? TSV is read with quoting off)" if fmt == "tsv" else ""
+                fields = f"{len(row)} field{'' if len(row) == 1 else 's'}"
                 raise DataError(
-                    f"{path}: line {line}: {len(row)} fields, the header has {len(header)}{hint}; "
+                    f"{path}: line {line}: {fields}, the header has {len(header)}{hint}; "
                     f"every row needs one field per column"
                 )
             yield line, dict(zip(header, row, strict=True))

@@ -30,7 +30,7 @@ def read_report(region: str, record: Mapping[str, Any], text_fields: tuple[str, 
     a report without text or with an unknown region."""
     text = record.get("text")
     if not isinstance(text, str):
-        got = "no field 'text'" if "text" not in record else f"'text' is a {_type(text)}"
+        got = "no field 'text'" if "text" not in record else f"'text' is {_a(_type(text))}"
         raise DataError(f"field 'text': expected the whole report as a string ({got})")
     stated = record.get("region")
     if stated is not None:
@@ -44,6 +44,11 @@ def read_report(region: str, record: Mapping[str, Any], text_fields: tuple[str, 
 
 def _type(value: Any) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def _a(kind: str) -> str:
+    """``null``, ``an int``, ``a list``."""
+    return kind if kind == "null" else f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def readers() -> list[InputReader]:
