@@ -503,6 +503,14 @@ def test_a_cuda_index_beyond_the_device_count_is_refused(toy_run, tmp_path, caps
     assert err.endswith(", ".join(f"cuda:{i}" for i in range(count)))
 
 
+def test_an_input_that_is_not_a_regular_file_is_refused(toy_run, tmp_path, capsys):
+    fifo = tmp_path / "in.jsonl"
+    os.mkfifo(fifo)  # never opened: refused before reading
+    err = _fails(capsys, tmp_path, toy_run, "--input", fifo)
+    assert err.endswith("not a regular file (stdin and pipes cannot be read again); save it to a file")
+    assert _fails(capsys, tmp_path, toy_run, "--input", tmp_path).endswith("a folder; name a file")
+
+
 def test_a_bad_line_after_good_ones_writes_nothing(toy_run, tmp_path, capsys):
     good = "".join(json.dumps({"text": f"a small red box {i}"}) + "\n" for i in range(600))
     (tmp_path / "late.jsonl").write_text(good + "not json\n", encoding="utf-8")

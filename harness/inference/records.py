@@ -50,11 +50,14 @@ def input_format(path: Path, given: str | None) -> str:
 
 
 def check_input(path: Path) -> None:
-    """``DataError`` when ``path`` is not a readable file."""
+    """``DataError`` when ``path`` is not a readable regular file (not stdin, a pipe or a device:
+    the input is read once per model)."""
     if not path.exists():
         raise DataError(f"--input {path}: no such file")
-    if not path.is_file():
-        raise DataError(f"--input {path}: not a file")
+    if path.is_dir():
+        raise DataError(f"--input {path}: a folder; name a file")
+    if not path.is_file():  # stdin, a pipe, a device: each model reads the input again from its start
+        raise DataError(f"--input {path}: not a regular file (stdin and pipes cannot be read again); save it to a file")
     try:
         with open(path, "rb"):
             pass
