@@ -601,6 +601,26 @@ def test_a_forced_output_into_a_fifo_writes_into_it_and_keeps_it(toy_run, tmp_pa
     assert len(_jsonl(read[0].decode())) == 3 * 64
 
 
+def test_a_fifo_that_fails_to_take_the_rows_is_one_error_line(toy_run, tmp_path, capsys, monkeypatch):
+    import errno
+    import threading
+
+    from harness.inference import output
+
+    def full(source, target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    _toy_dev_input(tmp_path / "in.jsonl")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = threading.Thread(target=fifo.read_bytes, daemon=True)
+    reader.start()
+    monkeypatch.setattr(output.shutil, "copyfileobj", full)  # as a full device would
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--force", output=fifo)
+    reader.join(30)
+    assert err == f"error: --output {fifo}: writing into it failed (No space left on device)"
+
+
 def test_outputs_that_are_neither_files_nor_devices_are_refused(toy_run, tmp_path, capsys):
     import socket
     import tempfile

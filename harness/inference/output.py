@@ -21,7 +21,7 @@ leaves no output and no partial file. Where the rows end up (``output_target``):
 * a regular file (symlinks resolved: the file a link points to is written, the link stays):
   the temporary file ``.NAME.XXXX.tmp`` beside it replaces it by a rename, with the replaced
   file's permission bits (a new file gets the umask's);
-* a character device or a FIFO (``/dev/null``, ``/dev/stdout``, a named pipe): never renamed
+* a character device or a FIFO (``/dev/null``, a terminal, a named pipe): never renamed
   over; the temporary file is in the temp folder, and its rows are copied into the device when
   every row is written, as for stdout;
 * anything else (a folder, a socket, a block device, a symlink loop) is refused.
@@ -43,7 +43,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, RunError
 from harness.inference.engine import Prediction
 
 OUTPUT_FORMATS = ("jsonl", "csv")
@@ -184,9 +184,14 @@ class PredictionWriter:
             sys.stdout.flush()
             return
         if self.target.kind == "stream":  # opened without O_CREAT: never a new file in its place
-            fd = os.open(self.target.path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0))
-            with os.fdopen(fd, "wb") as out, open(self.tmp, "rb") as f:
-                shutil.copyfileobj(f, out)
+            try:
+                fd = os.open(self.target.path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0))
+                with os.fdopen(fd, "wb") as out, open(self.tmp, "rb") as f:
+                    shutil.copyfileobj(f, out)
+            except BrokenPipeError:
+                raise  # the reader went away: harness.cli ends it as any closed pipe
+            except OSError as exc:  # a full device, a vanished FIFO, ...
+                raise RunError(f"--output {self.target.path}: writing into it failed ({exc.strerror or exc})") from None
             return
         try:
             mode = stat.S_IMODE(os.stat(self.target.path).st_mode)  # the replaced file's
