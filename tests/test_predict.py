@@ -490,6 +490,15 @@ def _devices_here() -> list[str]:
     return _devices()
 
 
+def test_cuda_without_cuda_is_refused(toy_run, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _toy_dev_input(tmp_path / "in.jsonl")
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--device", "cuda:0")
+    assert err.startswith("error: --device cuda:0: no CUDA device here (or this torch is built without CUDA)")
+
+
 def test_a_cuda_index_beyond_the_device_count_is_refused(toy_run, tmp_path, capsys, monkeypatch):
     import torch
 

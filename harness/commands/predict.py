@@ -29,8 +29,8 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
         type=Path,
         required=True,
         metavar="FILE",
-        help="inputs: JSONL (one object per line), TSV or CSV with a header; spine: whole reports "
-        '({"report_id", "region", "text"}, the user-data format)',
+        help="inputs, a regular file (not stdin or a pipe: each model reads it again): JSONL (one object per "
+        'line), TSV or CSV with a header; spine: whole reports ({"report_id", "region", "text"}, the user-data format)',
     )
     p.add_argument(
         "--job",
@@ -40,8 +40,15 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
         help="the model(s) to run (repeatable): all (default: the all-task MTL model), stl (every STL model), "
         "or a job key from RUN_DIR/jobs (a unique beginning is enough)",
     )
-    p.add_argument("--seed", type=int, help="the seed of --job all/stl (default: the run's first seed)")
-    p.add_argument("--output", type=Path, metavar="FILE", help="write here (default: stdout); never half-written")
+    p.add_argument(
+        "--seed", type=int, help="the seed of --job all/stl (default: the run's first seed); job keys name their own"
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write here (default: stdout); never half-written; a symlink is followed, a device or FIFO written into",
+    )
     p.add_argument("--format", choices=("jsonl", "csv"), help="output format (default: csv for a .csv --output)")
     p.add_argument("--input-format", choices=("jsonl", "tsv", "csv"), help="input format (default: by extension)")
     p.add_argument(
@@ -116,7 +123,9 @@ def _check_device(device: str) -> None:
         raise refuse("the meta device holds no data, so nothing can be predicted on it")
     if found.type == "cpu" and found.index not in (None, 0):
         raise refuse("torch has a single CPU device (cpu, or cpu:0)")
-    if found.type == "cuda" and found.index is not None and torch.cuda.is_available():
+    if found.type == "cuda" and not torch.cuda.is_available():
+        raise refuse("no CUDA device here (or this torch is built without CUDA)")
+    if found.type == "cuda" and found.index is not None:
         count = torch.cuda.device_count()
         if found.index >= count:
             raise refuse(f"no such CUDA device (there {'is' if count == 1 else 'are'} {count})")
