@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -297,16 +298,87 @@ def test_the_engine_streams_one_chunk_at_a_time(toy_run):
     assert len(read) <= CHUNK_RECORDS + 1
 
 
+def _long_text(rng, chars: int) -> str:
+    words = ["a", "small", "red", "box,", "C5-C6:", "café", "naïve", "well-known", "x" * 30, "3.5mm", "(mild)", "東京",
+             "🙂", "don't", "\n\n", "\t", "  ", "STENOSIS.", "ü"]  # fmt: skip
+    out: list[str] = []
+    while sum(map(len, out)) < chars:
+        out.append(rng.choice(words) + rng.choice([" ", " ", "\n", "  ", ""]))
+    return "".join(out)
+
+
+def test_a_long_text_is_cut_before_tokenizing_to_exactly_the_kept_tokens():
+    import random
+
+    from harness.inference.engine import CHARS_PER_TOKEN, capped
+    from harness.training.model import load_tokenizer
+
+    tokenizer, length = load_tokenizer("tiny"), 64
+    limit = length * CHARS_PER_TOKEN
+    rng = random.Random(0)
+    short = "a small red box"
+    cases = [(_long_text(rng, 3 * limit),) for _ in range(20)]
+    cases += [(_long_text(rng, 3 * limit), short) for _ in range(5)] + [(short, _long_text(rng, 3 * limit))]
+    cases += [(_long_text(rng, 3 * limit), "a small red box, " * 12)]  # the other text: 60 tokens, fewer than 64
+    for texts in cases:
+        cut = capped(tokenizer, texts, length)
+        assert max(map(len, cut)) <= limit  # cut: tokenized from a prefix
+        mine = tokenizer(*cut, truncation=True, max_length=length)["input_ids"]
+        assert mine == tokenizer(*texts, truncation=True, max_length=length)["input_ids"]
+    kept = [
+        ("x" * (3 * limit),),  # no whitespace to cut at
+        ("x" * 200 + " " + "y" * (3 * limit),),  # a prefix of fewer than max_length tokens
+        (_long_text(rng, 3 * limit), _long_text(rng, 3 * limit)),  # both long: which is longer decides
+        (_long_text(rng, 3 * limit), _long_text(rng, 2000)),  # the other text has max_length tokens or more
+        (_long_text(rng, limit - 50),),  # not long
+    ]
+    for texts in kept:
+        assert capped(tokenizer, texts, length) == texts
+
+
+def test_a_huge_text_predicts_as_its_beginning_without_tokenizing_it_whole(toy_run, monkeypatch):
+    from harness.inference import engine
+    from harness.training.saved import load_saved
+
+    loaded = load_saved(_job(toy_run, "mtl-0-") / "best")
+    seen: list[int] = []
+
+    class Spy:
+        def __call__(self, *columns, **kwargs):
+            seen.extend(len(t) for column in columns for t in ([column] if isinstance(column, str) else column))
+            return loaded.tokenizer(*columns, **kwargs)
+
+    spied = dataclasses.replace(loaded, tokenizer=Spy())
+    groups = engine.input_groups(loaded.info, _registries().readers)
+    huge = "a large blue cup. " * 120_000  # 2 MB (tokenized whole, it would take about 400 MB)
+    begins = "a large blue cup. " * 100  # by hand: far more than max_length (64) tokens
+
+    def predicted(text: str) -> list[tuple]:
+        return [
+            (p.task, p.label, p.score, p.probabilities)
+            for p in engine.predict(spied, groups, [(1, {"text": text})], where="x")
+        ]
+
+    assert predicted(huge) == predicted(begins) and len(predicted(begins)) == 3
+    assert max(seen) <= loaded.info.max_length * engine.CHARS_PER_TOKEN  # never the whole text
+    monkeypatch.setattr(engine, "CHARS_PER_TOKEN", 10**9)  # never cut: the whole text is tokenized
+    whole = engine.head_logits(loaded, [(huge[:200_000],)], ["toy.colour"])["toy.colour"]
+    monkeypatch.undo()
+    assert np.array_equal(whole, engine.head_logits(loaded, [(huge[:200_000],)], ["toy.colour"])["toy.colour"])
+
+
 # --- errors: one line, non-zero exit, nothing written --------------------------------------------
 
 
-def _fails(capsys, tmp_path: Path, *argv: str) -> str:
-    out = tmp_path / "out.jsonl"
+def _fails(capsys, tmp_path: Path, *argv: str, output: Path | None = None) -> str:
+    """The one error line of a failing command, which wrote nothing (``output``: --output, else out.jsonl)."""
+    out = output if output is not None else tmp_path / "out.jsonl"
+    before = sorted(p.name for p in tmp_path.iterdir())
     code, stdout, err = _predict(capsys, *argv, "--output", out)
     assert code != 0 and stdout == ""
     errors = [line for line in err.strip().splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and err.strip().endswith(errors[0]), err  # progress lines may come before it
-    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.jsonl")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, no temporary file
     return errors[0]
 
 
@@ -332,6 +404,35 @@ def test_errors_for_bad_run_directories_and_jobs(toy_run, tmp_path, capsys):
     assert "has no saved model" in _fails(capsys, tmp_path, legacy, "--input", inp)
 
 
+def test_seed_with_only_job_keys_is_refused(toy_run, tmp_path, capsys):
+    _toy_dev_input(tmp_path / "in.jsonl")
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--job", "mtl-0-", "--seed", "1")
+    assert err.startswith("error: --seed 1 chooses the seed of --job all and --job stl only")
+    code, out, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--job", "all", "--seed", "0")
+    assert code == 0, err
+    assert "  mtl-0-" in err and ": 64 inputs, 64 units, 192 predictions" in err and "wrote 192 predictions" in err
+    (tmp_path / "one.jsonl").write_text('{"text": "a red box"}\n')
+    code, out, err = _predict(capsys, toy_run, "--input", tmp_path / "one.jsonl")
+    assert code == 0 and ": 1 input, 1 unit, 3 predictions" in err
+
+
+def test_an_unknown_job_lists_ten_keys_and_suggests_the_closest(toy_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(toy_run, run, ignore=shutil.ignore_patterns("jobs"))
+    tasks = [f"glue.task{i:02d}" for i in range(40)] + ["glue.rte"]
+    for task in tasks:  # a finished STL job each (the selector is refused before any model is read)
+        job = run / "jobs" / f"stl-0-{task}-0123456789ab"
+        job.mkdir(parents=True)
+        (job / "result.json").write_text(json.dumps({"kind": "stl", "tasks": [task], "seed": 0}))
+    _toy_dev_input(tmp_path / "in.jsonl")
+    err = _fails(capsys, tmp_path, run, "--input", tmp_path / "in.jsonl", "--job", "stl-0-gleu.rte")
+    keys = ", ".join(f"stl-0-{t}-0123456789ab" for t in sorted(tasks)[:8])
+    assert err == (
+        f"error: {run}: unknown job 'stl-0-gleu.rte' (known: all, stl, {keys} ... and 33 more "
+        f"(ls {run / 'jobs'} lists them)). Did you mean 'stl-0-glue.rte-0123456789ab'?"
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
@@ -341,15 +442,82 @@ def test_errors_for_bad_run_directories_and_jobs(toy_run, tmp_path, capsys):
         ("array.jsonl", '["a red box"]\n', "line 1: a JSON list, not an object"),
         ("number.jsonl", '{"text": 3}\n', "line 1: field 'text': expected text (a string), got int"),
         ("fields.jsonl", '{"txt": "a red box"}\n', "nothing to classify for these models"),
-        ("short.tsv", "id\ttext\nx\ta red box\ny\n", "line 3: 1 fields, the header has 2"),
+        ("short.tsv", "id\ttext\nx\ta red box\ny\n", "line 3: 1 field, the header has 2"),
         ("latin1.jsonl", b'{"text": "caf\xe9"}\n', "line 1: not UTF-8 text (byte 0xe9)"),
         ("inputs.txt", "a red box\n", "cannot tell its format from the extension '.txt'"),
+        (
+            "unclosed.csv",
+            'id,text\nx,a red box\ny,"a blue cup\nz,a small hat\nw,a large shoe\n',
+            "unclosed.csv: line 3: a quoted field opened in the record starting here is never closed",
+        ),
+        ("stray.csv", 'id,text\nx,"a red" box\n', "stray.csv: line 2: not valid CSV"),
+        (
+            "surrogate.jsonl",
+            '{"id": "r0", "text": "a red box"}\n{"id": "r1", "text": "a red box.\\ud800"}\n',
+            "surrogate.jsonl: line 2: field 'text' is not valid Unicode (a lone surrogate escape); fix the input",
+        ),
+        ("nested.jsonl", '{"text": "a red box", "meta": {"a": ["\\udc00"]}}\n', "line 1: field 'meta' is not valid"),
+        ("deep.jsonl", '{"text": "a red box", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "nested too deeply"),
     ],
 )
 def test_errors_for_bad_inputs(toy_run, tmp_path, capsys, name, content, message):
     path = tmp_path / name
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     assert message in _fails(capsys, tmp_path, toy_run, "--input", path)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("meta", "--device meta: the meta device holds no data"),
+        ("cpu:99", "--device cpu:99: torch has a single CPU device (cpu, or cpu:0)"),
+        ("gpu", "--device gpu: not a torch device"),
+        ("xpu", "--device xpu: cannot allocate a tensor on it ("),
+        ("mps", "--device mps: cannot allocate a tensor on it ("),
+    ],
+)
+def test_a_device_that_cannot_hold_a_tensor_is_refused_before_loading(toy_run, tmp_path, capsys, device, message):
+    if device in _devices_here():
+        pytest.skip(f"this machine has {device}")
+    _toy_dev_input(tmp_path / "in.jsonl")
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--device", device)
+    assert message in err and err.endswith("this machine has: " + ", ".join(_devices_here()))
+
+
+def _devices_here() -> list[str]:
+    from harness.commands.predict import _devices
+
+    return _devices()
+
+
+def test_cuda_without_cuda_is_refused(toy_run, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _toy_dev_input(tmp_path / "in.jsonl")
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--device", "cuda:0")
+    assert err.startswith("error: --device cuda:0: no CUDA device here (or this torch is built without CUDA)")
+
+
+def test_a_cuda_index_beyond_the_device_count_is_refused(toy_run, tmp_path, capsys, monkeypatch):
+    import torch
+
+    if not torch.cuda.is_available():  # pretend one GPU: the index is checked before any allocation
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    count = torch.cuda.device_count()
+    _toy_dev_input(tmp_path / "in.jsonl")
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--device", f"cuda:{count + 6}")
+    assert f"--device cuda:{count + 6}: no such CUDA device (there {'is' if count == 1 else 'are'} {count})" in err
+    assert err.endswith(", ".join(f"cuda:{i}" for i in range(count)))
+
+
+def test_an_input_that_is_not_a_regular_file_is_refused(toy_run, tmp_path, capsys):
+    fifo = tmp_path / "in.jsonl"
+    os.mkfifo(fifo)  # never opened: refused before reading
+    err = _fails(capsys, tmp_path, toy_run, "--input", fifo)
+    assert err.endswith("not a regular file (stdin and pipes cannot be read again); save it to a file")
+    assert _fails(capsys, tmp_path, toy_run, "--input", tmp_path).endswith("a folder; name a file")
 
 
 def test_a_bad_line_after_good_ones_writes_nothing(toy_run, tmp_path, capsys):
@@ -363,10 +531,22 @@ def test_spine_report_errors_name_the_field_never_the_text(spine_run, tmp_path, 
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps({"report_id": "a", "region": "cervicl", "text": secret}) + "\n", encoding="utf-8")
     err = _fails(capsys, tmp_path, spine_run, "--input", path)
-    assert "line 1: field 'region': unknown region 'cervicl'" in err and secret not in err
+    assert "line 1: field 'region': unknown region (7 characters); expected one of: cervical, lumbar" in err
+    assert secret not in err and "cervicl" not in err
+    path.write_text(json.dumps({"report_id": "a", "region": ["cervical"], "text": secret}) + "\n", encoding="utf-8")
+    err = _fails(capsys, tmp_path, spine_run, "--input", path)
+    assert "field 'region': unknown region (list, not a string); expected one of: cervical, lumbar" in err
+    lost = {"report_id": "MRN-0042", "region": "cervical", "text": "FINDINGS: Normal alignment."}  # no level in it
+    path.write_text(json.dumps({"report_id": "a", "text": secret}) + "\n" + json.dumps(lost) + "\n", encoding="utf-8")
+    code, _, err = _predict(capsys, spine_run, "--input", path)
+    assert code == 0 and "; 1 input with nothing to classify (line 2)" in err and "MRN-0042" not in err
     path.write_text(json.dumps({"report_id": "a", "region": "cervical", "body": secret}) + "\n", encoding="utf-8")
     err = _fails(capsys, tmp_path, spine_run, "--input", path)
     assert "field 'text': expected the whole report as a string (no field 'text')" in err and secret not in err
+    lone = '{"report_id":"r1","region":"cervical","text":"FINDINGS: At C5-C6 bulge.\\ud800"}\n'  # a literal escape
+    path.write_text(lone, encoding="utf-8")
+    err = _fails(capsys, tmp_path, spine_run, "--input", path)
+    assert err == f"error: {path}: line 1: field 'text' is not valid Unicode (a lone surrogate escape); fix the input"
 
 
 def test_an_existing_output_is_kept_unless_forced(toy_run, tmp_path, capsys):
@@ -377,6 +557,100 @@ def test_an_existing_output_is_kept_unless_forced(toy_run, tmp_path, capsys):
     assert code == 2 and "exists" in err and out.read_text() == "keep me\n"
     code, _, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--output", out, "--force")
     assert code == 0 and len(_jsonl(out.read_text())) == 3 * 64
+
+
+def test_a_forced_output_through_a_symlink_writes_its_target_and_keeps_the_link(toy_run, tmp_path, capsys):
+    _toy_dev_input(tmp_path / "in.jsonl")
+    (tmp_path / "real").mkdir()
+    real, link = tmp_path / "real" / "p.jsonl", tmp_path / "p.jsonl"
+    real.write_text("old\n")
+    link.symlink_to(real)
+    code, _, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--output", link, "--force")
+    assert code == 0, err
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert len(_jsonl(real.read_text())) == 3 * 64
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "p.jsonl", "real"]  # no temporary file left
+    assert [p.name for p in (tmp_path / "real").iterdir()] == ["p.jsonl"]
+    dangling = tmp_path / "dangling.jsonl"
+    dangling.symlink_to(tmp_path / "real" / "new.jsonl")
+    code, _, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--output", dangling)
+    assert code == 2 and "exists" in err and not (tmp_path / "real" / "new.jsonl").exists()
+    code, _, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--output", dangling, "--force")
+    assert code == 0 and dangling.is_symlink() and len(_jsonl((tmp_path / "real" / "new.jsonl").read_text())) == 3 * 64
+
+
+def test_a_forced_output_keeps_the_replaced_file_s_permissions(toy_run, tmp_path, capsys):
+    _toy_dev_input(tmp_path / "in.jsonl")
+    out = tmp_path / "p.jsonl"
+    out.write_text("old\n")
+    out.chmod(0o600)
+    code, _, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--output", out, "--force")
+    assert code == 0, err
+    assert out.stat().st_mode & 0o777 == 0o600 and len(_jsonl(out.read_text())) == 3 * 64
+
+
+def test_a_forced_output_into_a_fifo_writes_into_it_and_keeps_it(toy_run, tmp_path, capsys):
+    import stat
+    import threading
+
+    _toy_dev_input(tmp_path / "in.jsonl")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    try:
+        code, _, err = _predict(capsys, toy_run, "--input", tmp_path / "in.jsonl", "--output", fifo, "--force")
+    finally:
+        if reader.is_alive() and not read:  # the command failed before opening it: unblock the reader
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(30)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "pipe"]
+    assert len(_jsonl(read[0].decode())) == 3 * 64
+
+
+def test_a_fifo_that_fails_to_take_the_rows_is_one_error_line(toy_run, tmp_path, capsys, monkeypatch):
+    import errno
+    import threading
+
+    from harness.inference import output
+
+    def full(source, target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    _toy_dev_input(tmp_path / "in.jsonl")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = threading.Thread(target=fifo.read_bytes, daemon=True)
+    reader.start()
+    monkeypatch.setattr(output.shutil, "copyfileobj", full)  # as a full device would
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--force", output=fifo)
+    reader.join(30)
+    assert err == f"error: --output {fifo}: writing into it failed (No space left on device)"
+
+
+def test_outputs_that_are_neither_files_nor_devices_are_refused(toy_run, tmp_path, capsys):
+    import socket
+    import tempfile
+
+    _toy_dev_input(tmp_path / "in.jsonl")
+    loop = tmp_path / "loop.jsonl"
+    loop.symlink_to(loop)
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--force", output=loop)
+    assert "a symlink loop; name a file" in err
+    short = Path(tempfile.mkdtemp(dir="/tmp"))  # a socket's path must be short
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(short / "s"))
+            link = tmp_path / "s.jsonl"
+            link.symlink_to(short / "s")
+            err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", "--force", output=link)
+            assert "is a socket, not a file, character device or FIFO; name a file" in err
+    finally:
+        shutil.rmtree(short)
+    err = _fails(capsys, tmp_path, toy_run, "--input", tmp_path / "in.jsonl", output=tmp_path / "no" / "p.jsonl")
+    assert f"the folder {tmp_path / 'no'} does not exist; create it first" in err
 
 
 # --- the spine input reader and the plugin API ---------------------------------------------------
@@ -394,8 +668,10 @@ def test_the_spine_reader_takes_its_region_s_levels():
     assert units == [(level, (snippet,)) for level, snippet in segment(text, "cervical")]  # training's snippets
     assert read_report("lumbar", {"text": text}, ("text",)) == []  # no lumbar level in it
     assert read_report("lumbar", {"text": text, "region": "cervical"}, ("text",)) is None  # not for lumbar models
-    with pytest.raises(DataError, match="'text' is a null"):
+    with pytest.raises(DataError, match="'text' is null"):
         read_report("cervical", {"text": None}, ("text",))
+    with pytest.raises(DataError, match="'text' is an int"):
+        read_report("cervical", {"text": 3}, ("text",))
 
 
 def test_a_task_naming_an_unknown_input_reader_fails_its_plugin():
@@ -431,6 +707,34 @@ def test_a_run_reusing_the_store_predicts_with_the_stored_models(toy_run, store,
     for name in ("model.safetensors", "heads.safetensors", "harness.json"):  # hard links: the weights once
         assert os.path.samefile(job / "best" / name, entry / "best" / name)
         assert os.path.samefile(entry / "best" / name, _job(toy_run, "mtl-0-") / "best" / name)
+
+
+def test_stl_says_which_stl_jobs_it_skips_and_why(toy_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(toy_run, run)
+    _toy_dev_input(tmp_path / "in.jsonl")
+    size, score = _job(run, "stl-0-toy.size-"), _job(run, "stl-0-toy.score-")
+    (size / "result.json").unlink()  # killed while training
+    (score / "result.json").unlink()
+    (score / "error.json").write_text("{}")  # failed
+    code, out, err = _predict(capsys, run, "--input", tmp_path / "in.jsonl", "--job", "stl")
+    assert code == 0, err
+    assert {r["task"] for r in _jsonl(out)} == {"toy.colour"}
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    resume = f"run `harness run ... --output {run} --resume`"
+    failed = f"failed: {score / 'error.json'} says why; fix that and {resume}"
+    assert warnings == [
+        f"warning: --job stl: skipping job {score.name} ({failed})",  # by key
+        f"warning: --job stl: skipping job {size.name} (unfinished: no result.json; {resume})",
+    ]
+    shutil.rmtree(score)  # never started
+    code, out, err = _predict(capsys, run, "--input", tmp_path / "in.jsonl", "--job", "stl")
+    assert code == 0 and [line for line in err.splitlines() if line.startswith("warning: ")] == [
+        warnings[1],
+        f"warning: --job stl: no STL model of task toy.score (seed 0): its job has not started; {resume}",
+    ]
+    code, out, err = _predict(capsys, run, "--input", tmp_path / "in.jsonl")  # the MTL model: no warning
+    assert code == 0 and "warning" not in err
 
 
 def test_a_run_keeping_models_does_not_reuse_a_stored_job_without_one(tmp_path, capsys):

@@ -89,7 +89,7 @@ class Counts:
     skipped: int = 0  # records no group of the model reads (the readers returned None)
     skipped_lines: list[int] = field(default_factory=list)  # the first few of them
     empty: int = 0  # records read that gave no unit (a report in which no level is found)
-    empty_ids: list[str] = field(default_factory=list)  # the first few of them (ids or line numbers)
+    empty_lines: list[int] = field(default_factory=list)  # the first few of them (never ids: they are input values)
     units: int = 0
     predictions: int = 0
 
@@ -152,9 +152,8 @@ def _units(line: int, record: dict[str, Any], groups: Sequence[InputGroup], wher
             counts.skipped_lines.append(line)
     elif not units:
         counts.empty += 1
-        if len(counts.empty_ids) < 5:
-            ident = next((record.get(g.reader.id_field) for g in groups if g.reader.id_field in record), None)
-            counts.empty_ids.append(str(ident) if ident is not None else f"line {line}")
+        if len(counts.empty_lines) < 5:
+            counts.empty_lines.append(line)
     return units
 
 
@@ -198,11 +197,13 @@ def _outputs(
 def head_logits(loaded: LoadedModel, texts: Sequence[tuple[str, ...]], tasks: Sequence[str]) -> dict[str, np.ndarray]:
     """One encoder pass over a batch of B units: per task its logits [B, outputs] (float32 numpy).
 
-    ``texts``: per unit one string per text field (a pair is encoded as a pair, as in training).
+    ``texts``: per unit one string per text field (a pair is encoded as a pair, as in training);
+    a very long text is cut first (``capped``), which changes no token the model sees.
     """
     import torch
 
     model, tokenizer, info = loaded.model, loaded.tokenizer, loaded.info
+    texts = [capped(tokenizer, unit, info.max_length) for unit in texts]
     columns = [list(column) for column in zip(*texts, strict=True)]
     encoded = tokenizer(*columns, truncation=True, max_length=info.max_length, padding=True, return_tensors="pt")
     device = next(model.parameters()).device
@@ -210,6 +211,51 @@ def head_logits(loaded: LoadedModel, texts: Sequence[tuple[str, ...]], tasks: Se
     with torch.inference_mode():
         logits = model(tasks=list(tasks), **inputs)  # task -> [B, outputs]
     return {task: value.float().cpu().numpy() for task, value in logits.items()}
+
+
+CHARS_PER_TOKEN = 64  # a text longer than max_length * this is tokenized from a prefix (``capped``)
+SPACES = " \t\n\r"  # whitespace to every tokenizer: a word never spans it
+
+
+def capped(tokenizer: Any, texts: tuple[str, ...], max_length: int) -> tuple[str, ...]:
+    """One unit's texts with any text longer than ``max_length * CHARS_PER_TOKEN`` characters cut
+    to a prefix, when that gives exactly the tokens truncation to ``max_length`` keeps of the whole
+    text; else the texts as they are. Tokenizing a 30 MB text in full, only to keep its first
+    ``max_length`` tokens, takes gigabytes.
+
+    The prefix ends at a word, before whitespace, at most that many characters in; it is used
+    when it already holds at least ``max_length`` tokens, so that the truncated encoding is the
+    same (for tokenizers that split words at whitespace before their model: WordPiece, BPE and
+    SentencePiece with Metaspace, as every Hugging Face encoder the harness uses). A pair is cut
+    only when one text is long and the other shorter than ``max_length`` tokens: which text
+    longest-first truncation shortens, and by how much, then depends on the short one alone. When
+    no prefix qualifies (no whitespace in it, fewer tokens, both texts of a pair long) the whole
+    text is tokenized.
+    """
+    limit = max_length * CHARS_PER_TOKEN
+    long = [i for i, text in enumerate(texts) if len(text) > limit]
+    if not long or len(long) > 1:
+        return texts
+    (index,) = long
+    prefix = _word_prefix(texts[index], limit)
+    if prefix is None:
+        return texts
+    others = [t for i, t in enumerate(texts) if i != index]
+
+    def tokens(text: str) -> int:  # at most max_length: no long-sequence warning, no long encoding
+        return len(tokenizer(text, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"])
+
+    if tokens(prefix) < max_length or any(tokens(other) >= max_length for other in others):
+        return texts
+    return tuple(prefix if i == index else t for i, t in enumerate(texts))
+
+
+def _word_prefix(text: str, limit: int) -> str | None:
+    """``text`` up to the last word ending before whitespace within its first ``limit + 1``
+    characters (trailing whitespace dropped); None when there is no such word."""
+    cut = max(text.rfind(space, 0, limit + 1) for space in SPACES)
+    prefix = text[:cut].rstrip(SPACES) if cut > 0 else ""
+    return prefix or None
 
 
 def decide(head: HeadInfo, logits: np.ndarray) -> tuple[str | list[str] | None, float | None, dict[str, float] | None]:

@@ -9,13 +9,13 @@ run's first seed unless given. Nothing here imports torch.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.registry import unknown_name_message
 from harness.errors import RunError
 
 JOBS_DIR, RESULT_FILE, MODEL_DIR = "jobs", "result.json", "best"
@@ -49,6 +49,9 @@ class RunInfo:
     group: tuple[str, ...]  # the all-task MTL group
     seed: int  # the run's first seed
     keep_best: bool
+    tasks: tuple[str, ...] = ()  # the run's tasks (each has an STL job per seed when stages holds "stl")
+    stages: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()  # every seed of the run
 
 
 def read_run(run_dir: Path) -> RunInfo:
@@ -61,7 +64,16 @@ def read_run(run_dir: Path) -> RunInfo:
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
         cfg = data["config"]
-        return RunInfo(run_dir, tuple(data["group"]), int(cfg["seed"]), bool(cfg.get("keep_best", True)))
+        seed = int(cfg["seed"])
+        return RunInfo(
+            run_dir,
+            tuple(data["group"]),
+            seed,
+            bool(cfg.get("keep_best", True)),
+            tuple(data.get("tasks", ())),
+            tuple(data.get("stages", ())),
+            tuple(range(seed, seed + int(cfg.get("seeds", 1)))),
+        )
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise RunError(
             f"{config}: not a harness run configuration ({type(exc).__name__}); is {run_dir} a run?"
@@ -102,6 +114,30 @@ def select_jobs(run: RunInfo, selectors: Sequence[str], seed: int | None = None)
     return chosen
 
 
+def missing_stl(run: RunInfo, seed: int | None = None) -> list[str]:
+    """What ``--job stl`` leaves out, one line each (job keys and task names, never data): every
+    ``stl-SEED-...`` job folder without ``result.json`` (failed: it holds ``error.json``; else
+    unfinished), and, when the run has an STL stage and the seed is one of its seeds, every task
+    of the run without an STL job folder of the seed (not started)."""
+    seed = run.seed if seed is None else seed
+    resume = f"run `harness run ... --output {run.folder} --resume`"
+    lines = []
+    folders = sorted(p for p in (run.folder / JOBS_DIR).glob(f"stl-{seed}-*") if p.is_dir())
+    for folder in folders:
+        if (folder / RESULT_FILE).is_file():
+            continue
+        if (folder / "error.json").is_file():
+            why = f"failed: {folder / 'error.json'} says why; fix that and {resume}"
+        else:
+            why = f"unfinished: no {RESULT_FILE}; {resume}"
+        lines.append(f"--job stl: skipping job {folder.name} ({why})")
+    if "stl" in run.stages and seed in run.seeds:
+        for task in run.tasks:
+            if f"stl-{seed}-{task[:48]}" not in {p.name.rsplit("-", 1)[0] for p in folders}:  # key: ...-<hash>
+                lines.append(f"--job stl: no STL model of task {task} (seed {seed}): its job has not started; {resume}")
+    return lines
+
+
 def _is_all(run: RunInfo, job: RunJob) -> bool:
     return job.kind == "mtl" and job.tasks == run.group
 
@@ -128,11 +164,37 @@ def _match(run: RunInfo, jobs: list[RunJob], selector: str, seed: int) -> list[R
         unfinished = run.folder / JOBS_DIR / selector
         if unfinished.is_dir():
             raise RunError(f"job {selector} of {run.folder} has not finished (no {RESULT_FILE}); resume the run")
-        keys = ["all", "stl", *(j.key for j in jobs)]
-        raise RunError(f"{run.folder}: " + unknown_name_message("job", selector, keys))
+        raise RunError(_unknown_job(run, selector, jobs))
     if found[0].kind == "init":
         raise RunError(f"job {found[0].key} is an init job (the untrained model's measurements): it has no model")
     return found
+
+
+SHOWN_KEYS = 10  # an unknown --job lists this many known selectors (a pairs run has hundreds of jobs)
+
+
+def _unknown_job(run: RunInfo, selector: str, jobs: Sequence[RunJob]) -> str:
+    """One line: the selector is unknown, the first ``SHOWN_KEYS`` known selectors and how many
+    more, and the closest one (to a whole key, or to a key's beginning as long as the selector)."""
+    known = ["all", "stl", *(j.key for j in jobs if j.kind != "init")]
+    shown = ", ".join(known[:SHOWN_KEYS])
+    if len(known) > SHOWN_KEYS:
+        shown += f" ... and {len(known) - SHOWN_KEYS} more (ls {run.folder / JOBS_DIR} lists them)"
+    guess = _closest(selector, known)
+    return f"{run.folder}: unknown job {selector!r} (known: {shown})" + (f". Did you mean {guess!r}?" if guess else "")
+
+
+def _closest(selector: str, keys: Sequence[str], cutoff: float = 0.6) -> str | None:
+    """The key most like ``selector`` (``difflib`` ratio at least ``cutoff``), compared with the whole
+    key and with its beginning as long as the selector (a typo in a key's beginning); ties go to
+    the key more like the selector as a whole, then to the first."""
+
+    def ratio(a: str, b: str) -> float:
+        return difflib.SequenceMatcher(None, a, b).ratio()
+
+    scored = [(max(ratio(selector, k[: len(selector)]), ratio(selector, k)), ratio(selector, k), k) for k in keys]
+    best = max(scored, key=lambda s: s[:2], default=None)
+    return best[2] if best is not None and best[0] >= cutoff else None
 
 
 def _listing(jobs: Sequence[RunJob]) -> str:

@@ -11,7 +11,9 @@ Formats (``--input-format``, else from the file's extension):
 Text is UTF-8 (a byte-order mark opening the file is dropped). Every problem is a
 ``DataError`` naming the file and line, never quoting the input's text (it may be protected
 health information): a missing file, bytes that are not UTF-8, a JSONL line that is not a JSON
-object, a TSV/CSV row with more or fewer fields than the header, a file without records.
+object, a JSON string with a lone surrogate escape (``"\\ud800"`` without its pair: not text), a
+TSV/CSV row with more or fewer fields than the header, a CSV quote never closed, a file without
+records.
 The file is read lazily, line by line: memory does not grow with its length.
 """
 
@@ -48,11 +50,14 @@ def input_format(path: Path, given: str | None) -> str:
 
 
 def check_input(path: Path) -> None:
-    """``DataError`` when ``path`` is not a readable file."""
+    """``DataError`` when ``path`` is not a readable regular file (not stdin, a pipe or a device:
+    the input is read once per model)."""
     if not path.exists():
         raise DataError(f"--input {path}: no such file")
-    if not path.is_file():
-        raise DataError(f"--input {path}: not a file")
+    if path.is_dir():
+        raise DataError(f"--input {path}: a folder; name a file")
+    if not path.is_file():  # stdin, a pipe, a device: each model reads the input again from its start
+        raise DataError(f"--input {path}: not a regular file (stdin and pipes cannot be read again); save it to a file")
     try:
         with open(path, "rb"):
             pass
@@ -94,14 +99,47 @@ def _jsonl(path: Path) -> Iterator[Record]:
             continue
         try:
             value = json.loads(text)
+            if not isinstance(value, dict):
+                raise DataError(
+                    f"{path}: line {number}: a JSON {type(value).__name__}, not an object; one object per line"
+                )
+            if "\\u" in text:  # only an escape can make a lone surrogate: the line itself was valid UTF-8
+                _check_unicode(path, number, value)
         except json.JSONDecodeError as exc:
             raise DataError(
                 f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno}); "
                 "a .jsonl input holds one JSON object per line (use --input-format for TSV or CSV)"
             ) from None
-        if not isinstance(value, dict):
-            raise DataError(f"{path}: line {number}: a JSON {type(value).__name__}, not an object; one object per line")
+        except RecursionError:
+            raise DataError(f"{path}: line {number}: JSON nested too deeply; flatten the record") from None
         yield number, value
+
+
+def _check_unicode(path: Path, number: int, record: dict[str, Any]) -> None:
+    """``DataError`` naming the field (never its value) when a string of the record, at any depth,
+    holds a lone surrogate (a ``\\ud800``-style escape without its pair): it is not text, and the
+    tokenizer and the UTF-8 output would fail on it."""
+    for name, value in record.items():
+        what = f"field {name!r}" if _is_unicode(name) else "a field name"
+        if what == "a field name" or not _is_unicode(value):
+            raise DataError(
+                f"{path}: line {number}: {what} is not valid Unicode (a lone surrogate escape); fix the input"
+            )
+
+
+def _is_unicode(value: Any) -> bool:
+    """Whether every string in ``value`` (a JSON value: nested lists and objects too) encodes as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list):
+        return all(_is_unicode(v) for v in value)
+    if isinstance(value, dict):
+        return all(_is_unicode(k) and _is_unicode(v) for k, v in value.items())
+    return True
 
 
 def _delimited(path: Path, fmt: str) -> Iterator[Record]:
@@ -114,7 +152,10 @@ def _delimited(path: Path, fmt: str) -> Iterator[Record]:
             yield text
 
     sep = "\t" if fmt == "tsv" else ","
-    reader = csv.reader(lines(), delimiter=sep, quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
+    # strict: a quote never closed, or text after a closing quote, fails instead of swallowing records
+    reader = csv.reader(
+        lines(), delimiter=sep, quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL, strict=True
+    )
     header: list[str] | None = None
     try:
         for row in reader:
@@ -127,12 +168,18 @@ def _delimited(path: Path, fmt: str) -> Iterator[Record]:
                 continue
             if len(row) != len(header):
                 hint = " (a tab inside a text? TSV is read with quoting off)" if fmt == "tsv" else ""
+                fields = f"{len(row)} field{'' if len(row) == 1 else 's'}"
                 raise DataError(
-                    f"{path}: line {line}: {len(row)} fields, the header has {len(header)}{hint}; "
+                    f"{path}: line {line}: {fields}, the header has {len(header)}{hint}; "
                     f"every row needs one field per column"
                 )
             yield line, dict(zip(header, row, strict=True))
     except csv.Error as exc:
+        if str(exc) == "unexpected end of data" and starts:  # the file ended inside a quoted field
+            raise DataError(
+                f"{path}: line {starts[0]}: a quoted field opened in the record starting here is never closed "
+                '(the file ends inside it); close the quote, and double a quote inside a field ("")'
+            ) from None
         raise DataError(f"{path}: line {reader.line_num}: not valid {fmt.upper()} ({exc})") from None
 
 

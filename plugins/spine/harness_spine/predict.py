@@ -26,19 +26,17 @@ READERS = {region: f"spine.{region}_report" for region in REGIONS}
 
 def read_report(region: str, record: Mapping[str, Any], text_fields: tuple[str, ...]) -> list[Unit] | None:
     """``[(level, (snippet,)), ...]`` of one report for ``region``'s tasks, in level order; None
-    when the report is of the other region. ``DataError`` (naming the field, never the text) for
+    when the report is of the other region. ``DataError`` (naming the field, never its value) for
     a report without text or with an unknown region."""
     text = record.get("text")
     if not isinstance(text, str):
-        got = "no field 'text'" if "text" not in record else f"'text' is a {_type(text)}"
+        got = "no field 'text'" if "text" not in record else f"'text' is {_a(_type(text))}"
         raise DataError(f"field 'text': expected the whole report as a string ({got})")
     stated = record.get("region")
     if stated is not None:
-        if stated not in REGIONS:
-            shown = (
-                repr(stated[:37] + "..." if len(stated) > 40 else stated) if isinstance(stated, str) else _type(stated)
-            )
-            raise DataError(f"field 'region': unknown region {shown}; expected one of {', '.join(REGIONS)}")
+        if not isinstance(stated, str) or stated not in REGIONS:  # the value is never shown: it is the input's
+            what = f"{len(stated)} characters" if isinstance(stated, str) else f"{_type(stated)}, not a string"
+            raise DataError(f"field 'region': unknown region ({what}); expected one of: {', '.join(REGIONS)}")
         if stated != region:
             return None
     return [(level, (snippet,)) for level, snippet in segment(text, region)]
@@ -46,6 +44,11 @@ def read_report(region: str, record: Mapping[str, Any], text_fields: tuple[str, 
 
 def _type(value: Any) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def _a(kind: str) -> str:
+    """``null``, ``an int``, ``a list``."""
+    return kind if kind == "null" else f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def readers() -> list[InputReader]:
