@@ -158,7 +158,9 @@ def _parse(line: _Line, text: str) -> Report:
         raise line.error("report_id", f"expected a non-empty string without line breaks of at most {MAX_ID} characters")
     region = obj["region"]
     if region not in REGIONS:
-        raise line.error("region", f"unknown region {_show(region)}; expected one of {', '.join(REGIONS)}")
+        # never the value: a misplaced field could hold report text (as harness predict says it)
+        what = f"{len(region)} characters" if isinstance(region, str) else f"a {_type(region)}, not a string"
+        raise line.error("region", f"unknown region ({what}); expected one of {', '.join(REGIONS)}")
     if not isinstance(obj["text"], str):
         raise line.error("text", f"expected a string, got a {_type(obj['text'])}")
     if not obj["text"].strip():

@@ -31,8 +31,8 @@ BROKEN = {
     "missing text": ([_line(text=_DROP)], 1, "field text: missing"),
     "empty text": ([_line(text="  \n")], 1, "field text: empty"),
     "text not a string": ([_line(text=[CANARY])], 1, "field text: expected a string, got a array"),
-    "unknown region": ([_line(region="thoracic")], 1, "field region: unknown region 'thoracic'"),
-    "region wrong type": ([_line(region=3)], 1, "field region: unknown region a number"),
+    "unknown region": ([_line(region="thoracic")], 1, "field region: unknown region (8 characters); expected one of"),
+    "region wrong type": ([_line(region=3)], 1, "field region: unknown region (a number, not a string)"),
     "unknown level": ([_line(labels={"C9-C10": {"disc": "bulge"}})], 1, "field labels.C9-C10: unknown level"),
     "level of another region": ([_line(labels={"L4-L5": {"disc": "bulge"}})], 1, "is not a cervical level"),
     "level twice": (
