@@ -360,3 +360,22 @@ def test_ctrl_c_stops_every_worker(tmp_path, signame):
         time.sleep(0.2)
     left = {p: Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")[:200] for p in workers if _alive(p)}
     assert not left  # no orphan worker
+
+
+def test_peak_memory_of_a_child_process_is_its_own_not_its_parents():
+    """ru_maxrss survives fork and exec on Linux: a worker started by a large process would report
+    the parent's size. peak_rss_mb reads the child's own high-water mark (VmHWM)."""
+    import subprocess
+    import sys
+
+    from harness.protocol.execute import peak_rss_mb
+
+    ballast = bytearray(400 * 2**20)  # 400 MiB, touched: resident in this process
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    parent = peak_rss_mb()
+    code = "from harness.protocol.execute import peak_rss_mb; print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    del ballast
+    assert parent is not None and parent > 400
+    assert 0 < child < parent - 300  # the child imported little; it did not inherit the parent's 400 MiB

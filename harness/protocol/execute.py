@@ -224,20 +224,39 @@ def peak_memory(device: Any) -> dict[str, Any]:
     """This process's peak memory in MiB and what it measures.
 
     On CUDA: ``torch.cuda.max_memory_allocated`` since the job started (tensors only, not the
-    caching allocator's reserve). Elsewhere: the process's maximum resident set size
-    (``resource.getrusage``, Linux kilobytes), a high-water mark since the process started, so
-    later jobs of one process report at least the earlier jobs' peak.
+    caching allocator's reserve). Elsewhere: the process's peak resident set size
+    (``peak_rss_mb``), a high-water mark since the process started, so later jobs of one process
+    report at least the earlier jobs' peak.
     """
     if getattr(device, "type", str(device)) == "cuda":
         import torch
 
         return {"peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20, "memory": "cuda_max_allocated"}
+    peak = peak_rss_mb()
+    return {"peak_memory_mb": peak, "memory": "process_max_rss" if peak is not None else ""}
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set size in MiB: ``VmHWM`` of ``/proc/self/status`` on Linux,
+    else ``resource.getrusage(RUSAGE_SELF).ru_maxrss``; None where neither exists (Windows).
+
+    Not ``ru_maxrss`` on Linux: it survives fork and exec, so a process started by a large one (a
+    local worker by the main process, a benchmark's child by pytest) reports its parent's size at
+    the fork when that is larger. ``VmHWM`` belongs to the address space, new at exec.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except (OSError, ValueError):
+        pass
     try:
         import resource
-    except ImportError:  # not on Windows
-        return {"peak_memory_mb": None, "memory": ""}
+    except ImportError:  # Windows
+        return None
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"peak_memory_mb": rss / (2**20 if sys.platform == "darwin" else 2**10), "memory": "process_max_rss"}
+    return rss / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 def _probe(spec: JobSpec, registries: Any, tokenizer: Any) -> Any:

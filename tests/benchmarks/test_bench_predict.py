@@ -137,19 +137,19 @@ def _reports(path: Path, snippets: int) -> int:
 
 
 def _peak_rss_mib(run: Path, reports: Path, output: Path) -> float:
-    """Peak resident memory (MiB) of one ``harness predict`` process, read by ``getrusage`` inside it."""
+    """Peak resident memory (MiB) of one ``harness predict`` process, read inside it (``peak_rss_mb``: VmHWM)."""
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from harness.cli import main\n"
         f"code = main(['predict', {str(run)!r}, '--input', {str(reports)!r}, '--output', {str(output)!r}])\n"
-        "print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "from harness.protocol.execute import peak_rss_mb\n"
+        "print('peak_rss_mib', peak_rss_mb(), file=sys.stderr)\n"
         "sys.exit(code)\n"
     )
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    kib = next(line.split()[1] for line in done.stderr.splitlines() if line.startswith("maxrss_kib"))
-    return int(kib) / 1024
+    return float(next(line.split()[1] for line in done.stderr.splitlines() if line.startswith("peak_rss_mib")))
 
 
 @pytest.mark.benchmark(group="predict-memory")

@@ -4,7 +4,8 @@ Neither depends on the machine's load, so they are single measurements (the tabl
 taken in a child process that reads ``getrusage`` of itself and its children after the run:
 bytes written = ``ru_oublock`` x 512 (what ``/usr/bin/time -f %O`` counts: bytes the process
 caused to be written to storage, also of files deleted later, such as a finished job's resume
-state), peak memory = ``ru_maxrss``. Every run has ``--job-store none`` (nothing reused) and
+state), peak memory = ``VmHWM`` (``harness.protocol.execute.peak_rss_mb``: ``ru_maxrss`` would
+report pytest's own size, inherited across fork and exec). Every run has ``--job-store none`` (nothing reused) and
 its own tokenization cache (``$HARNESS_CACHE``), so it writes what a first run writes.
 
 - Always: the spine ``smoke`` profile on 3 cervical tasks (tiny model, the whole protocol: 3
@@ -32,13 +33,14 @@ SMOKE_TASKS = "cervical.disc,cervical.canal_stenosis,cervical.hemangioma"
 CHILD = """
 import json, resource, sys, time
 from harness.cli import main
+from harness.protocol.execute import peak_rss_mb
 start = time.perf_counter()
 code = main(sys.argv[1:])
 own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print("USAGE " + json.dumps({
     "code": code, "seconds": time.perf_counter() - start,
     "bytes_written": (own.ru_oublock + children.ru_oublock) * 512,
-    "peak_rss_kib": max(own.ru_maxrss, children.ru_maxrss),
+    "peak_rss_mib": peak_rss_mb(),
 }))
 """
 
@@ -63,7 +65,7 @@ def _record(ratio, name: str, usage: dict[str, float], run: Path, setup: dict) -
     # Writes proportionate to what the run keeps: resume state only while a job is unfinished.
     limit = round(max(2.0 * kept / 1e6, kept / 1e6 + 200))
     ratio.figure(f"bytes written: {name}", written, "MB", limit=limit, setup=setup)
-    ratio.figure(f"peak memory: {name}", usage["peak_rss_kib"] / 1024, "MiB", setup=setup)
+    ratio.figure(f"peak memory: {name}", usage["peak_rss_mib"], "MiB", setup=setup)
 
 
 @pytest.mark.benchmark(group="run-cost")
