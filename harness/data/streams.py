@@ -295,7 +295,6 @@ class TokenizedRows:
     def __init__(self, dataset: datasets.Dataset):
         self.dataset = dataset  # holds the memory maps the views point into
         table = dataset.with_format("arrow")[:]  # zero-copy slices of the file; a take where there are indices
-        self.table = table
         self.rows = len(table)
         self.tokens: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}  # input -> per chunk (values, offsets)
         self.labels: dict[str, list[Any]] = {}
