@@ -6,11 +6,15 @@ import argparse
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.commands.common import load_context, task_owners
-from harness.core.config import PROFILES
+from harness.core.config import PROFILES, RunConfig
 from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    from harness.core.plugins import Registries
+    from harness.protocol.plan import Plan
 
 log = logging.getLogger("harness")
 
@@ -128,13 +132,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.core import config as configs
     from harness.core.plugins import build_registries
     from harness.core.trackers import require as require_trackers
-    from harness.core.trackers import run_tracking_dir
     from harness.protocol.execute import make_accelerator
     from harness.protocol.executors import check_executor
-    from harness.protocol.experiment import run_experiment
     from harness.protocol.plan import LoadSpec, PluginSpec, make_plan, parse_stages
-    from harness.report.console import console, print_table
-    from harness.report.tables import results_table
 
     cfg = configs.resolve(
         args.profile,
@@ -189,7 +189,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.protocol.jobstore import check_root, store_root
 
     check_root(store_root(cfg.job_store))  # an unwritable store fails before anything is written
-    rundir.prepare(run_dir, run_info, args.resume, acc)  # refuse an existing run before announcing one
+    lock = rundir.prepare(run_dir, run_info, args.resume, acc)  # refuse an existing run before announcing one
+    try:
+        return _execute(args, cfg, plan, registries, run_dir, run_info, acc)
+    finally:
+        if lock is not None:
+            lock.release()  # the run directory is free for a --resume
+
+
+def _execute(
+    args: argparse.Namespace,
+    cfg: RunConfig,
+    plan: Plan,
+    registries: Registries,
+    run_dir: Path,
+    run_info: dict[str, Any],
+    acc: Any,
+) -> int:
+    """The prepared and locked run: the protocol's jobs, the tables, the leaderboard record."""
+    from harness.core.trackers import run_tracking_dir
+    from harness.protocol.experiment import run_experiment
+    from harness.report.console import console, print_table
+    from harness.report.tables import results_table
+
     pairs = len(plan.stage_jobs("pairs"))
     log.info(
         "run %s: %d STL + %d init + %d all-task MTL + %d pair jobs (+ groupers' groups), stages %s, %d process(es), "

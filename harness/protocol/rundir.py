@@ -1,7 +1,9 @@
 """The run directory: resolved config, manifest, per-job results, results.json.
 
 Files are written atomically (temp file + rename), so a killed run never leaves a
-half-written JSON behind, and nothing already written is overwritten by a different run.
+half-written JSON behind, and nothing already written is overwritten by a different run. A
+running run holds the folder's lock (``.harness.lock``): a second run given the same
+``--output`` at the same time is refused before it writes anything.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from harness.core.config import RESUMABLE_KEYS
 from harness.data.textfile import read_text
@@ -100,8 +104,11 @@ def differences(before: Any, after: Any, path: str = "", most: int = 6) -> list[
     return [f"{path or 'value'}: {show(before)} -> {show(after)}"]
 
 
-def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> None:
-    """Create the run directory, or check that ``--resume`` continues the same run.
+LOCK = ".harness.lock"  # in a run directory: locked by the process running there, for as long as it runs
+
+
+def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> FileLock | None:
+    """Create the run directory, or check that ``--resume`` continues the same run; lock it.
 
     A resume may change only the keys of ``RESUMABLE_KEYS`` (where the run reports);
     ``config.json`` keeps the settings the run was started with.
@@ -109,10 +116,42 @@ def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> 
     A run directory in which no job has finished or saved a state (a run that failed before
     training anything) is started anew with the new settings, with or without ``--resume``.
     An existing folder that is not a run directory is refused, so nothing of the user's is mixed in.
+
+    Returns the run directory's lock (``claim``), held by the main process (None on the others):
+    the caller releases it when the run ends. Raises ``RunError`` when another process runs in
+    ``run_dir`` (two runs in one folder would overwrite each other's jobs); the folder is
+    checked before anything is created and again under the lock, so a refused run writes nothing.
+    """
+    _check(run_dir, run_info, resume)  # before anything is created: a refused run leaves no folder behind
+    try:  # on every process, so that all of them stop alike when it fails
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"--output {run_dir}: cannot create the run directory: {exc.strerror or exc}") from None
+    lock = _lock(run_dir, acc)
+    try:
+        started = _check(run_dir, run_info, resume)  # again, now that no other run can change the folder
+        if (run_dir / "config.json").exists() and not started:
+            log.info("%s holds a run that trained nothing yet: starting it anew with these settings", run_dir)
+        acc.wait_for_everyone()
+        if acc.is_main_process and not started:
+            write_json(run_dir / "config.json", run_info)
+        acc.wait_for_everyone()
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return lock
+
+
+def _check(run_dir: Path, run_info: dict[str, Any], resume: bool) -> bool:
+    """Whether ``run_dir`` holds a started run that this one continues; ``RunError`` when it must not be used.
+
+    False for a new folder and for a run that failed before training anything (started anew).
     """
     config = run_dir / "config.json"
-    started = config.exists() and trained_anything(run_dir)
-    if started:
+    if config.exists():
+        if not trained_anything(run_dir):
+            return False
         if not resume:
             raise RunError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --output")
         previous = _comparable(read_json(config, (), "restore it, or choose another --output"))
@@ -123,22 +162,54 @@ def prepare(run_dir: Path, run_info: dict[str, Any], resume: bool, acc: Any) -> 
                 f"--resume: {run_dir} was started with different settings ({changed}); "
                 "rerun with the original flags, or choose another --output"
             )
-    elif config.exists():
-        log.info("%s holds a run that trained nothing yet: starting it anew with these settings", run_dir)
-    elif resume:
+        return True
+    if resume:
         raise RunError(f"--resume: {run_dir} holds no run to resume; drop --resume to start one")
-    elif run_dir.is_dir() and any(run_dir.iterdir()):
+    if run_dir.is_dir() and any(p.name != LOCK for p in run_dir.iterdir()):
         raise RunError(f"--output {run_dir} is a non-empty folder that holds no harness run; choose a new folder")
-    elif run_dir.exists() and not run_dir.is_dir():
+    if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"--output {run_dir} is a file; choose a new folder")
-    try:  # on every process, so that all of them stop alike when it fails
-        run_dir.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def claim(run_dir: Path) -> FileLock:
+    """Lock ``run_dir`` (its ``.harness.lock`` file) for this process; ``RunError`` when another holds it.
+
+    An OS file lock (``filelock``, ``flock`` on POSIX): a killed run leaves it free, a run that
+    finishes releases it. The lock file stays (removing it could let two runs hold two locks).
+    """
+    lock = FileLock(str(run_dir / LOCK), thread_local=False, mode=0o666 & ~current_umask())
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunError(
+            f"--output {run_dir} is in use by another harness run (it holds {run_dir / LOCK}); "
+            "wait for that run to end, or choose another --output"
+        ) from None
     except OSError as exc:
-        raise RunError(f"--output {run_dir}: cannot create the run directory: {exc.strerror or exc}") from None
-    acc.wait_for_everyone()
-    if acc.is_main_process and not started:
-        write_json(config, run_info)
-    acc.wait_for_everyone()
+        raise RunError(f"--output {run_dir}: cannot lock the run directory: {exc.strerror or exc}") from None
+    return lock
+
+
+def _lock(run_dir: Path, acc: Any) -> FileLock | None:
+    """``claim`` on the main process; its outcome is shared, so that every process stops alike."""
+    lock, error = None, ""
+    if acc.is_main_process:
+        try:
+            lock = claim(run_dir)
+        except RunError as exc:
+            error = str(exc)
+    if acc.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        box = [error]
+        broadcast_object_list(box)
+        error = box[0]
+    if error:
+        if lock is not None:
+            lock.release()
+        raise RunError(error)
+    return lock
 
 
 def _comparable(run_info: Any) -> Any:
