@@ -170,7 +170,7 @@ def test_four_concurrent_writers_lose_no_record(tmp_path):
         assert p.wait(timeout=300) == 0, p.stderr.read().decode() if p.stderr else ""
     records = read_records(tmp_path)
     assert len(records) == 100 and len({r.run_id for r in records}) == 100
-    assert not [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]  # no temp file left
+    assert [p.name for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")] == [".lock"]  # no temp file left
 
 
 # --- views -----------------------------------------------------------------------------------

@@ -411,11 +411,9 @@ def record_run(run_dir: Path, directory: Path) -> tuple[Path, bool]:
     when written now). A run whose job results are all on the leaderboard already (resumed, or every
     job reused from the job store) keeps that record: False."""
     from harness.leaderboard.collect import record_from_run
-    from harness.leaderboard.store import find_run, write_record
+    from harness.leaderboard.store import record_once
 
-    record = record_from_run(run_dir)
-    found = find_run(directory, record.provenance.run_sha256)
-    return (found, False) if found is not None else (write_record(directory, record), True)
+    return record_once(directory, record_from_run(run_dir))
 
 
 def check_leaderboard_dir(directory: Path, flag: str = "--leaderboard") -> None:

@@ -5,6 +5,9 @@ same folder, flushed to disk, then hard-linked to its final name (``os.link`` fa
 name exists) and the temporary name removed. A writer killed at any point leaves either no
 record or a whole one, plus at most a dot-file the reader ignores. Concurrent runs write
 different files (the run id holds the time and the results' hash), so none loses another's.
+Checking that a run is not recorded yet and adding its file happen under one lock
+(``runs/.lock``, ``filelock``): two runs with the same job results (reused from one job store)
+finishing at once record one file, not two, and neither fails.
 """
 
 from __future__ import annotations
@@ -17,15 +20,17 @@ import os
 import tempfile
 from pathlib import Path
 
+from filelock import FileLock
 from pydantic import ValidationError
 
 from harness.errors import LeaderboardError
 from harness.leaderboard.records import SCHEMA_VERSION, RunRecord
-from harness.protocol.rundir import chmod_as_umask
+from harness.protocol.rundir import chmod_as_umask, current_umask
 
 log = logging.getLogger("harness")
 
 RUNS = "runs"
+LOCK = ".lock"  # in runs/: held while a writer looks for its run and adds its file
 
 
 def runs_dir(directory: Path) -> Path:
@@ -38,17 +43,38 @@ def write_record(directory: Path, record: RunRecord) -> Path:
     Raises ``LeaderboardError`` when this run (same ``results.json`` hash) is already recorded,
     or when a file of that run id exists; nothing already written is touched.
     """
-    folder = runs_dir(directory)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LeaderboardError(f"{directory}: cannot create {folder}: {exc.strerror or exc}") from None
-    path = find_run(directory, record.provenance.run_sha256)
-    if path is not None:
+    path, new = record_once(directory, record)
+    if not new:
         raise LeaderboardError(
             f"this run is already on the leaderboard as {path}; a run is recorded once, resumed or not "
             "(delete that file first to record it again)"
         )
+    return path
+
+
+def record_once(directory: Path, record: RunRecord) -> tuple[Path, bool]:
+    """``record``'s file in the leaderboard, written now (True) unless its run is recorded already (False).
+
+    The check and the write hold the leaderboard's lock, so concurrent writers of one run agree
+    on one file. Raises ``LeaderboardError`` when the folder cannot be written or a file of the
+    record's run id holds another run.
+    """
+    folder = runs_dir(directory)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(folder / LOCK), thread_local=False, mode=0o666 & ~current_umask())
+        lock.acquire()
+    except OSError as exc:
+        raise LeaderboardError(f"{directory}: cannot create {folder}: {exc.strerror or exc}") from None
+    try:
+        path = find_run(directory, record.provenance.run_sha256)
+        return (path, False) if path is not None else (_write(folder, record), True)
+    finally:
+        lock.release()
+
+
+def _write(folder: Path, record: RunRecord) -> Path:
+    """Write ``record`` as a new file in ``folder``: temp file, fsync, hard link to its name."""
     target = folder / f"{record.run_id}.json"
     text = json.dumps(record.to_json(), indent=1) + "\n"
     try:
