@@ -18,6 +18,7 @@ rendering. Output is deterministic: the same records and ``generated`` time give
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 MARKER = ".harness-render"
 MARKER_TEXT = "harness.leaderboard.render 1: this folder is a rendered leaderboard; a new render replaces it whole\n"
+SWAP_TRIES = 20  # renders of one folder landing in between ours before we give up
 MAX_DETAILED_RUNS = 5  # runs drawn in detail, newest first; older ones are in the tables and their files
 QUESTION = "Should these tasks share one model? Does the predictor know in advance?"
 
@@ -123,20 +125,35 @@ def _is_render(folder: Path) -> bool:
 
 
 def _swap(tmp: Path, out: Path) -> None:
-    """Put ``tmp`` at ``out``; a previous render at ``out`` is moved aside first and removed after."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-        os.rmdir(old)
-        os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except OSError as exc:
-        if old is not None:
-            with contextlib.suppress(OSError):
-                os.rename(old, out)
-        raise LeaderboardError(f"{out}: cannot move the new render into place: {exc.strerror or exc}") from None
-    if old is not None:
+    """Put ``tmp`` at ``out``; a previous render at ``out`` is moved aside first and removed after.
+
+    Another render into ``out`` at the same time may put its folder there between the two
+    renames: then that one is moved aside too and the rename tried again. Every render is whole;
+    the last one to land stays, and no moved-aside folder is left behind.
+    """
+    aside: list[Path] = []
+    for _ in range(SWAP_TRIES):
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.rmdir(old)
+            try:
+                os.rename(out, old)
+                aside.append(old)
+            except FileNotFoundError:
+                pass  # another render moved it aside first
+        try:
+            os.rename(tmp, out)
+            break
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                continue  # another render landed in between: move it aside too
+            if aside and not out.exists():
+                with contextlib.suppress(OSError):
+                    os.rename(aside.pop(), out)  # the previous render back in place
+            raise LeaderboardError(f"{out}: cannot move the new render into place: {exc.strerror or exc}") from None
+    else:
+        raise LeaderboardError(f"{out}: other renders replaced it {SWAP_TRIES} times meanwhile; render again")
+    for old in aside:
         shutil.rmtree(old, ignore_errors=True)
 
 
