@@ -7,12 +7,13 @@ runs the encoder once for every task in it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -272,10 +273,45 @@ def tokenize(
             return part.map(encode, cache_file_name=str(file), load_from_cache_file=False, **options)
 
     shards = max(1, math.ceil(len(dataset) / SHARD_ROWS))
-    parts = [
-        shard(i, shards) for i in track(range(shards), description=f"tokenize {stream.key}", enabled=show_progress)
-    ]
+    with _cache_lock(folder, stream.key):
+        parts = [
+            shard(i, shards) for i in track(range(shards), description=f"tokenize {stream.key}", enabled=show_progress)
+        ]
     return parts[0] if shards == 1 else datasets.concatenate_datasets(parts)
+
+
+CACHE_LOCK = ".lock"  # in a tokenization cache folder: held while a process writes or reads its files
+
+
+@contextlib.contextmanager
+def _cache_lock(folder: Path, what: str) -> Iterator[None]:
+    """Hold ``folder``'s lock: one process tokenizes a split, the others wait and then read its files.
+
+    ``datasets`` writes each file to a temporary name and renames it into place, so a reader never
+    sees half a file; the lock keeps a second process from writing the same files again, or from
+    deleting a file as damaged while another is writing it. Temporary files left in the folder by
+    a killed writer (no live writer can hold one: it holds the lock) are removed here.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(folder / CACHE_LOCK), thread_local=False, mode=0o666 & ~_umask())
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("tokenize %s: another process is tokenizing it (lock %s); waiting for it", what, lock.lock_file)
+        lock.acquire()
+    try:
+        for stale in folder.glob("tmp*"):  # datasets' NamedTemporaryFile names: a dead writer's
+            stale.unlink(missing_ok=True)
+        yield
+    finally:
+        lock.release()
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 class TokenizedRows:
