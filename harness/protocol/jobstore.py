@@ -361,8 +361,11 @@ def list_entries(root: Path) -> list[EntryInfo]:
             meta = json.loads((entry / ENTRY_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             meta = {}
-        size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
-        stat = entry.stat()
+        try:
+            size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+            stat = entry.stat()
+        except FileNotFoundError:
+            continue  # removed meanwhile (another gc, or a damaged entry replaced by its writer)
         out.append(
             EntryInfo(
                 entry.name,
@@ -420,7 +423,8 @@ def collect(root: Path, doomed: Iterable[EntryInfo], dry_run: bool) -> tuple[lis
 
 def _collect_tmp(root: Path) -> None:
     for tmp in sorted((root / TMP).iterdir()) if (root / TMP).is_dir() else []:
-        key = tmp.name.split(".removed.", 1)[0].rsplit(".", 1)[0]
+        # "<key>.<random>" (an entry being written) or "<key>.removed.<random>"; keys hold dots (task names)
+        key = tmp.name.split(".removed.", 1)[0] if ".removed." in tmp.name else tmp.name.rsplit(".", 1)[0]
         lock = key_lock(root, key)
         try:
             lock.acquire(timeout=0)
