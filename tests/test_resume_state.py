@@ -111,3 +111,34 @@ def test_a_state_saved_at_the_best_epoch_does_not_write_the_weights_twice(prepar
     assert not (tmp_path / "state" / "best.safetensors").exists()  # model.safetensors holds them
     restored, kept = restore_state(acc, tmp_path, model, (), keep_best=True)
     assert kept.epoch == 1 and all(torch.equal(kept.weights[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_save_killed_between_its_renames_resumes_from_the_new_state(prepared, tmp_path, monkeypatch):
+    """``state`` moved aside, the whole new one still in ``state.tmp``: restore puts it in place."""
+    from pathlib import Path
+
+    from harness.protocol.rundir import trained_anything
+
+    acc, model, optimizer = prepared
+    job = tmp_path / "jobs" / "stl-0-x"
+    job.mkdir(parents=True)
+    first, second = [{"epoch": 1, "selection": 0.1}], [{"epoch": 1, "selection": 0.1}, {"epoch": 2, "selection": 0.2}]
+    save_state(acc, job, first)
+    _step(model, optimizer)
+    rename = Path.rename
+
+    def killed(self, target):
+        if self.name == "state.tmp":
+            raise KeyboardInterrupt("killed")  # the process ends here
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_state(acc, job, second)
+    monkeypatch.setattr(Path, "rename", rename)
+    assert not (job / "state").exists() and (job / "state.old" / "history.json").exists()
+    assert trained_anything(tmp_path)  # a run holding only that is still a run to resume, not to start anew
+    restored, _ = restore_state(acc, job, model, (), keep_best=False)
+    assert restored == second and (job / "state" / "history.json").exists()
+    save_state(acc, job, second)  # the next save clears the leftovers
+    assert sorted(p.name for p in job.iterdir()) == ["state"]

@@ -110,3 +110,26 @@ def test_the_wrapper_is_kept_where_it_does_more_than_delegate(case, monkeypatch)
     else:
         monkeypatch.setattr(type(acc), "sync_gradients", property(lambda self: False))
     assert stepping_optimizer(opt, acc) is opt
+
+
+class _Ranks:
+    """Two processes' first non-finite steps, as ``acc.gather`` returns them: [processes, 2]."""
+
+    num_processes = 2
+
+    def __init__(self, other: list[float]) -> None:
+        self.other = other
+
+    def gather(self, pairs: torch.Tensor) -> torch.Tensor:
+        return torch.cat([pairs, torch.tensor([self.other])])
+
+
+def test_a_diverged_epoch_names_the_earliest_non_finite_step_over_the_processes():
+    from harness.training.runner import Diverged, _first_bad_step
+
+    mine = torch.tensor(5), torch.tensor(float("nan"))
+    assert _first_bad_step(*mine, _Ranks([3.0, float("inf")])) == (3, float("inf"))
+    assert _first_bad_step(*mine, _Ranks([0.0, 0.0])) == (5, pytest.approx(float("nan"), nan_ok=True))
+    error = Diverged(epoch=2, step=3, steps=12, loss=float("inf"))
+    assert str(error).startswith("the training loss is +inf at optimizer step 15 (step 3 of 12 in epoch 2)")
+    assert "is nan at" in str(Diverged(1, 1, 4, float("nan")))

@@ -50,7 +50,7 @@ from harness.errors import ConfigError, RunError
 from harness.protocol.plan import JobSpec
 from harness.protocol.results import JobResult
 from harness.protocol.rundir import chmod_as_umask, current_umask
-from harness.training.resume import STATE, STATE_TMP
+from harness.training.resume import STATE, STATE_OLD, STATE_TMP
 from harness.training.saved import MODEL_INFO, recover
 
 log = logging.getLogger("harness")
@@ -284,7 +284,7 @@ def materialise(entry: Path, job_dir: Path, result: JobResult) -> None:
     no job folder that looks finished. A partial state of an interrupted attempt is removed.
     """
     job_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (STATE, STATE_TMP, MODEL_DIR, f"{MODEL_DIR}.tmp", f"{MODEL_DIR}.old"):
+    for stale in (STATE, STATE_TMP, STATE_OLD, MODEL_DIR, f"{MODEL_DIR}.tmp", f"{MODEL_DIR}.old"):
         shutil.rmtree(job_dir / stale, ignore_errors=True)  # an interrupted attempt's: not this result's model
     names = _files(result)
     for name in names[:-1]:

@@ -221,8 +221,11 @@ def _comparable(run_info: Any) -> Any:
 
 
 def trained_anything(run_dir: Path) -> bool:
-    """True when a job of the run finished or saved a state to resume from."""
-    return any(run_dir.glob("jobs/*/result.json")) or any(run_dir.glob("jobs/*/state/history.json"))
+    """True when a job of the run finished or saved a state to resume from (also one a kill left in
+    ``state.tmp``: ``harness.training.resume.recover_state``)."""
+    return any(run_dir.glob("jobs/*/result.json")) or any(
+        any(run_dir.glob(f"jobs/*/{folder}/history.json")) for folder in ("state", "state.tmp")
+    )
 
 
 def git_revision() -> str | None:

@@ -14,6 +14,11 @@ uninterrupted job does. ``job_dir/state`` holds:
   (they are kept in memory while the job trains, ``BestWeights``, and written to ``best/`` once,
   at the job's end).
 
+A save is written whole into ``state.tmp`` (``history.json`` last: its presence marks a whole
+save), then swapped in: ``state`` -> ``state.old``, ``state.tmp`` -> ``state``, ``state.old``
+removed. A kill at any point leaves a whole state to resume from: the previous one, or, killed
+between the two renames, the new one in ``state.tmp``, which ``restore_state`` puts in place.
+
 When (``StateCadence``): after an epoch that another epoch follows, once ``state_every_minutes``
 (a ``RunConfig`` key) of the job's wall time have passed since it started or last saved; 0 =
 after every such epoch. Never after a job's last epoch: the job then finishes, and a finished
@@ -42,7 +47,7 @@ if TYPE_CHECKING:
     import torch
     from accelerate import Accelerator
 
-STATE, STATE_TMP = "state", "state.tmp"
+STATE, STATE_TMP, STATE_OLD = "state", "state.tmp", "state.old"
 HISTORY, OBSERVERS, BEST = "history.json", "observers.json", "best.safetensors"
 
 
@@ -109,17 +114,18 @@ def save_state(
 ) -> None:
     """Save the resume state after epoch ``len(history)`` to ``job_dir/state`` (see the module docstring).
 
-    Written to ``state.tmp`` and renamed, so a kill while saving leaves the previous state whole.
-    ``best``: the kept best weights (written when they are not those of the saved epoch). Call on
-    every process.
+    Written whole into ``state.tmp`` (``history.json`` last) and swapped in (module docstring), so
+    a kill at any point leaves a whole state to resume from. ``best``: the kept best weights
+    (written when they are not those of the saved epoch). Call on every process.
     """
-    tmp, state = job_dir / STATE_TMP, job_dir / STATE
-    if acc.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
+    tmp, state, old = job_dir / STATE_TMP, job_dir / STATE, job_dir / STATE_OLD
+    if acc.is_main_process:
+        recover_state(job_dir)  # a kill between an earlier save's renames: its new state first
+        for leftover in (tmp, old):
+            shutil.rmtree(leftover, ignore_errors=True)
     acc.wait_for_everyone()
     acc.save_state(str(tmp))
     if acc.is_main_process:
-        (tmp / HISTORY).write_text(json.dumps(history, indent=1), encoding="utf-8")
         if observers:
             states = {o.name: o.state() for o in observers}
             (tmp / OBSERVERS).write_text(json.dumps(states), encoding="utf-8")
@@ -129,10 +135,25 @@ def save_state(
             from safetensors.torch import save_file
 
             save_file({k: v.contiguous() for k, v in best.weights.items()}, str(tmp / BEST))
+        partial = tmp / f"{HISTORY}.tmp"
+        partial.write_text(json.dumps(history, indent=1), encoding="utf-8")
+        partial.replace(tmp / HISTORY)  # last, and whole: the mark of a whole save
         if state.exists():
-            shutil.rmtree(state)
+            state.rename(old)  # aside, not deleted in place: a kill mid-delete would leave a state without files
         tmp.rename(state)
+        shutil.rmtree(old, ignore_errors=True)
     acc.wait_for_everyone()
+
+
+def recover_state(job_dir: Path) -> None:
+    """Put a whole ``state.tmp`` in place when a kill between the renames of ``save_state`` left no ``state``.
+
+    Main process only. No-op when ``state`` is whole, or ``state.tmp`` is not (no ``history.json``).
+    """
+    tmp, state = job_dir / STATE_TMP, job_dir / STATE
+    if not (state / HISTORY).exists() and (tmp / HISTORY).exists():
+        shutil.rmtree(state, ignore_errors=True)
+        tmp.rename(state)
 
 
 def best_epoch(history: list[dict[str, Any]]) -> int:
@@ -153,6 +174,9 @@ def restore_state(
     lacks the best weights (a state saved by an older harness): delete it to restart the job.
     """
     state = job_dir / STATE
+    if acc.is_main_process:
+        recover_state(job_dir)
+    acc.wait_for_everyone()
     if not (state / HISTORY).exists():
         return [], BestWeights()
     try:
@@ -186,5 +210,5 @@ def restore_state(
 
 def discard_state(job_dir: Path) -> None:
     """Delete a job's resume state (also a half-written one): a finished job keeps no optimizer state."""
-    for name in (STATE, STATE_TMP):
+    for name in (STATE, STATE_TMP, STATE_OLD):
         shutil.rmtree(job_dir / name, ignore_errors=True)

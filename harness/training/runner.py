@@ -184,10 +184,29 @@ class Training:
     track: bool = False  # log each optimizer step's loss and learning rate to acc's trackers
 
 
+class Diverged(RunError):
+    """The training loss became NaN or infinite: the job cannot give a result.
+
+    ``epoch`` (1-based), ``step``: the epoch's first optimizer step (1-based, of ``steps``) whose
+    loss was not finite, and that ``loss`` (NaN or ±inf).
+    """
+
+    def __init__(self, epoch: int, step: int, steps: int, loss: float) -> None:
+        self.epoch, self.step, self.steps, self.loss = epoch, step, steps, loss
+        shown = "nan" if math.isnan(loss) else f"{loss:+}"
+        super().__init__(
+            f"the training loss is {shown} at optimizer step {(epoch - 1) * steps + step} "
+            f"(step {step} of {steps} in epoch {epoch}): diverged; lower learning_rate, or check the labels "
+            "(a regression target too large to square in float32?)"
+        )
+
+
 def train_epoch(training: Training, epoch: int, seed: int) -> float:
     """One epoch over the sampling schedule; returns the mean training loss per micro-step.
 
-    ``seed`` draws the epoch's stream schedule; the loaders' order comes from ``epoch``.
+    ``seed`` draws the epoch's stream schedule; the loaders' order comes from ``epoch``. Raises
+    ``Diverged`` at the epoch's end when an optimizer step's loss was NaN or infinite (tracked
+    on the device, so finite steps cost no synchronisation).
     """
     model, loaders, streams, acc, cfg = training.model, training.loaders, training.streams, training.acc, training.cfg
     optimizer, scheduler, progress, observers = (
@@ -208,6 +227,8 @@ def train_epoch(training: Training, epoch: int, seed: int) -> float:
     steps = iter(schedule)
     progress.phase(f"epoch {epoch + 1}/{cfg.epochs} train", len(schedule))
     windows = accumulation_windows(len(schedule), cfg.grad_accum_steps)
+    first_bad = torch.zeros((), dtype=torch.long, device=acc.device)  # first step with a non-finite loss; 0 = none
+    bad_loss = torch.zeros((), device=acc.device)
     for update, window in enumerate(windows, 1):
         window_loss = torch.zeros((), device=acc.device)
         for micro in range(window):
@@ -233,6 +254,9 @@ def train_epoch(training: Training, epoch: int, seed: int) -> float:
             total += loss.detach().float()
             window_loss += loss.detach().float()
             progress.advance(rows=rows * acc.num_processes, train=True)
+        new_bad = (first_bad == 0) & ~torch.isfinite(window_loss)
+        first_bad = torch.where(new_bad, update, first_bad)
+        bad_loss = torch.where(new_bad, window_loss / window, bad_loss)
         lr = scheduler.get_last_lr()[0]  # the rate of this step (the encoder's parameter groups)
         stepper.step()
         scheduler.step()
@@ -246,7 +270,20 @@ def train_epoch(training: Training, epoch: int, seed: int) -> float:
     for it, dl in zip(iterators, loaders, strict=True):  # release accelerate's dataloader bookkeeping
         it.close()
         dl.end()
-    return float(acc.reduce(total, "mean").item()) / max(len(schedule), 1)
+    mean = float(acc.reduce(total, "mean").item()) / max(len(schedule), 1)
+    if not math.isfinite(mean):  # every rank sees the same reduced mean: all of them raise
+        step, value = _first_bad_step(first_bad, bad_loss, acc)
+        raise Diverged(epoch + 1, step, len(windows), value)
+    return mean
+
+
+def _first_bad_step(first_bad: torch.Tensor, bad_loss: torch.Tensor, acc: Accelerator) -> tuple[int, float]:
+    """The earliest non-finite step over the processes (each tracked its own share of the loss), and its loss."""
+    pairs = torch.stack([first_bad.to(bad_loss.dtype), bad_loss]).reshape(1, 2)
+    if acc.num_processes > 1:
+        pairs = acc.gather(pairs)  # [processes, 2]
+    seen = [(int(s), float(v)) for s, v in pairs.tolist() if s > 0]
+    return min(seen) if seen else (0, math.nan)  # 0: a non-finite sum of finite step losses (overflow)
 
 
 def stepping_optimizer(optimizer: Any, acc: Accelerator) -> Any:
@@ -522,12 +559,10 @@ def _train_epochs(
         epoch_seed = setup.seed * 10_007 + epoch  # each epoch's order and dropout, independent of a resume
         set_seed(epoch_seed)
         start = time.perf_counter()
-        loss = train_epoch(training, epoch, epoch_seed)
-        if not math.isfinite(loss):  # a diverged job is a failed job, not a result
-            raise RunError(
-                f"{setup.describe()}: the training loss is {loss} in epoch {epoch + 1} (diverged); "
-                "lower learning_rate or check the labels"
-            )
+        try:
+            loss = train_epoch(training, epoch, epoch_seed)
+        except Diverged as exc:  # a diverged job is a failed job, not a result (no state of it is saved)
+            raise RunError(f"{setup.describe()}: {exc}") from None
         train_seconds += time.perf_counter() - start
         train_examples += epoch_rows
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss}
