@@ -43,6 +43,7 @@ class Origin:
     label_field: str
     locate: Callable[[int], str]  # row index -> "file: line N" or "hub ...: row N"
     hub: bool = False
+    header: bool = False  # a tsv/csv file whose first row names the columns
 
 
 # --- loading data ------------------------------------------------------------------------------
@@ -95,7 +96,8 @@ def _load_file(card: Card, split: str, file: Path, mtime_ns: int) -> datasets.Da
     def locate(index: int) -> str:
         return f"{_display(file)}: line {_line_number(file, card.format, spec.header, index)}"
 
-    return _shape(card, table, split, Origin(_display(file), card.rename, card.label_field, locate))
+    origin = Origin(_display(file), card.rename, card.label_field, locate, header=spec.header)
+    return _shape(card, table, split, origin)
 
 
 def _read(card: Card, spec: SplitFile, file: Path) -> datasets.Dataset:
@@ -225,7 +227,7 @@ def _check_text(table: datasets.Dataset, field: str, column: str, origin: Origin
 
     if column not in table.column_names:
         known = ", ".join(_column_name(name) for name in table.column_names)
-        hint = "" if origin.hub else "; if line 1 is not a header row, set 'data.header = false' and 'data.columns'"
+        hint = "; if line 1 is not a header row, set 'data.header = false' and 'data.columns'" if origin.header else ""
         raise DataError(
             f"{origin.where}: column {column!r} for text field {field!r} is missing (columns: {known}){hint}"
         )
