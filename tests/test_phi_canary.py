@@ -205,6 +205,22 @@ def test_the_rendered_leaderboard_holds_no_report_text(world, spine_run):
     assert _text_leaks(done.stdout + done.stderr) == []
 
 
+def test_the_views_of_a_run_and_its_data_print_no_report_text(world, spine_run, capsys):
+    out, _ = spine_run
+    views = [
+        ["show", str(out)],
+        ["show", str(out), "--json"],
+        ["leaderboard", "show", "--dir", str(world["leaderboard"])],
+        ["list", "--plugin", "spine", "--data", str(world["data"])],
+        ["list", "--plugin", "spine", "--data", str(world["data"]), "--json"],
+    ]
+    for argv in views:
+        assert main(argv) == 0, argv
+        printed = capsys.readouterr()
+        assert printed.out or printed.err
+        assert _text_leaks(printed.out + printed.err) == [], argv
+
+
 def test_predict_writes_text_only_when_asked_and_only_into_its_output(world, spine_run):
     out, _ = spine_run
     plain, echoed = world["root"] / "predictions.jsonl", world["root"] / "echoed.jsonl"
