@@ -163,6 +163,8 @@ def spine_run(world) -> tuple[Path, subprocess.CompletedProcess[str]]:
         "smoke",
         "--tasks",
         TASKS,
+        "--stages",
+        "stl,all",
         "--set",
         "epochs=1",
         "--report-to",
@@ -273,6 +275,7 @@ def test_a_run_that_fails_mid_way_leaks_no_report_text(world, monkeypatch, capsy
         logging.getLogger(name).addHandler(records)
     out = world["root"] / "failed"
     argv = ["run", "-v", "--plugin", "spine", "--data", str(world["data"]), "--profile", "smoke", "--tasks", TASKS]
+    argv += ["--stages", "stl,all"]
     argv += ["--set", "epochs=1", "--set", "learning_rate=1e30", "--set", "head_learning_rate=1e30"]
     argv += ["--job-store", str(world["store"]), "--output", str(out)]
     try:
