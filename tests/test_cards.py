@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+import json  # noqa: E402
 import math  # noqa: E402
 import re  # noqa: E402
 import textwrap  # noqa: E402
@@ -389,3 +390,52 @@ def test_header_after_blank_lines_is_found(tmp_path: Path) -> None:
     spec = load_card(format_card(tmp_path, "csv", lines(b"  ", b"", b"text,label", b"a,neg", b"b,maybe")))
     with pytest.raises(DataError, match=r"train\.csv: line 5: field 'label'"):
         spec.loader("train", LoadContext())
+
+
+def test_a_file_without_its_header_row_is_named_without_its_text(tmp_path: Path) -> None:
+    """The first row of a file read as a header gives the column names: the message tells long ones by length."""
+    text = "Patient CANARY-PHI-7731 has severe stenosis at C5-6"
+    spec = load_card(toy(tmp_path, train=f'"{text}",1,a\n"two",0,b\n'))
+    with pytest.raises(DataError) as info:
+        spec.loader("train", LoadContext())
+    message = str(info.value)
+    assert f"column 'text' for text field 'text' is missing (columns: <{len(text)} characters>, 1, a)" in message
+    assert "set 'data.header = false'" in message and "CANARY" not in message
+
+
+def test_card_data_leaves_no_copy_in_the_datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """datasets builds its Arrow copy of the rows in a temporary folder, removed once they are in memory."""
+    from harness.data.cardload import _load_file
+
+    (tmp_path / "card").mkdir()
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf")
+    text = "Patient CANARY-PHI-7731 has severe stenosis"
+    spec = load_card(toy(tmp_path / "card", train=f'text,label\n"{text}",1\nplain,0\n'))
+    train = spec.loader("train", LoadContext())
+    assert train["text"] == [text, "plain"] and train.cache_files == []
+    _load_file.cache_clear()
+    again = spec.loader("train", LoadContext())
+    assert again is not train and again._fingerprint == train._fingerprint  # the tokenization cache's key
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and "card" not in p.parts]
+    assert [p for p in written if b"CANARY" in p.read_bytes()] == []
+
+
+@pytest.mark.parametrize("path", ["../outside.csv", "sub/../../outside.csv", "{abs}", "link.csv"])
+def test_a_split_path_cannot_leave_the_data_root_unless_allowed(tmp_path: Path, path: str) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside.csv"
+    outside.write_text("text,label\nsecret,1\n", encoding="utf-8")
+    (root / "link.csv").symlink_to(outside)
+    (root / "sub").mkdir()
+    path = path.replace("{abs}", str(outside))
+    card = CARD.replace('train = "train.csv"', f"train = {json.dumps(path)}")
+    spec = load_card(toy(root, card=card))
+    with pytest.raises(DataError, match=r"split 'train': .* leads outside the data root .*outside_root=allow"):
+        spec.loader("train", LoadContext())
+    assert spec.loader("train", LoadContext(options={"outside_root": "allow"}))["text"] == ["secret"]
+    assert spec.loader("dev", LoadContext())["text"] == ["ok"]  # inside the root: as always

@@ -16,6 +16,7 @@ import itertools
 import json
 import math
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ class Origin:
     label_field: str
     locate: Callable[[int], str]  # row index -> "file: line N" or "hub ...: row N"
     hub: bool = False
+    header: bool = False  # a tsv/csv file whose first row names the columns
 
 
 # --- loading data ------------------------------------------------------------------------------
@@ -72,6 +74,11 @@ def _resolve(card: Card, split: str, spec: SplitFile, ctx: LoadContext) -> Path:
     else:
         root, origin = card.file.parent, "the card's folder"
     file = root / spec.path
+    if ctx.options.get("outside_root") != "allow" and not file.resolve().is_relative_to(root.resolve()):
+        raise DataError(
+            f"task {card.task!r} split {split!r}: {spec.path!r} leads outside the data root {root} (from {origin}); "
+            "move the file under the root, or pass --data-option outside_root=allow to read it there"
+        )
     if file.is_file():
         return file
     how = "--data DIR" + (f" or {card.root_env}" if card.root_env else "")
@@ -89,17 +96,27 @@ def _load_file(card: Card, split: str, file: Path, mtime_ns: int) -> datasets.Da
     def locate(index: int) -> str:
         return f"{_display(file)}: line {_line_number(file, card.format, spec.header, index)}"
 
-    return _shape(card, table, split, Origin(_display(file), card.rename, card.label_field, locate))
+    origin = Origin(_display(file), card.rename, card.label_field, locate, header=spec.header)
+    return _shape(card, table, split, origin)
 
 
 def _read(card: Card, spec: SplitFile, file: Path) -> datasets.Dataset:
+    """The file as an in-memory Dataset.
+
+    The user's rows may be protected health information: ``datasets`` would keep an Arrow copy of
+    them in ``HF_DATASETS_CACHE`` for good, so it builds that copy in a temporary folder, which is
+    removed once the table is in memory (its fingerprint does not depend on the folder, so the
+    tokenization cache is reused across runs all the same).
+    """
     import datasets
 
     read_text(file, DataError, _display(file))  # the one text rule: UTF-8, a byte-order mark allowed
+    private = {"cache_dir": None, "keep_in_memory": True, "split": "train"}
     try:
-        with _quiet():
+        with _quiet(), tempfile.TemporaryDirectory(prefix="harness-data-") as folder:
+            private["cache_dir"] = folder
             if card.format == "jsonl":
-                return datasets.load_dataset("json", data_files=str(file), split="train")
+                return datasets.load_dataset("json", data_files=str(file), **private)
             sep, quoting = DIALECTS[card.format]
             names = list(spec.columns) if not spec.header else _header(file, card.format)
             return datasets.load_dataset(
@@ -112,7 +129,7 @@ def _read(card: Card, spec: SplitFile, file: Path) -> datasets.Dataset:
                 index_col=False,  # a row with more fields than names is an error, never an index
                 na_filter=False,  # "NA", "null" and "" stay strings
                 features=datasets.Features({n: datasets.Value("string") for n in names}),
-                split="train",
+                **private,
             )
     except (datasets.exceptions.DatasetGenerationError, ValueError) as exc:
         raise DataError(f"{_display(file)}: cannot be read as {card.format}: {_reason(exc)}") from None
@@ -209,14 +226,23 @@ def _check_text(table: datasets.Dataset, field: str, column: str, origin: Origin
     import datasets
 
     if column not in table.column_names:
-        known = ", ".join(table.column_names)
-        raise DataError(f"{origin.where}: column {column!r} for text field {field!r} is missing (columns: {known})")
+        known = ", ".join(_column_name(name) for name in table.column_names)
+        hint = "; if line 1 is not a header row, set 'data.header = false' and 'data.columns'" if origin.header else ""
+        raise DataError(
+            f"{origin.where}: column {column!r} for text field {field!r} is missing (columns: {known}){hint}"
+        )
     feature = table.features[column]
     if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
         raise DataError(f"{origin.where}: field {column!r} must hold text, got {feature}")
     if table.data.column(column).null_count:
         first = table.data.column(column).to_pylist().index(None)
         raise DataError(f"{origin.locate(first)}: field {column!r} is missing")
+
+
+def _column_name(name: str) -> str:
+    """A column name for a message: a file without a header row gives its first row's fields as names,
+    which may be report text, so a name longer than two words or 30 characters is told by its length."""
+    return name if len(name) <= 30 and len(name.split()) <= 2 else f"<{len(name)} characters>"
 
 
 def _convert_labels(

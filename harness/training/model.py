@@ -118,8 +118,11 @@ def load_encoder(model: str, vocab_size: int, dropout: float = 0.1) -> nn.Module
         )
         return BertModel(config, add_pooling_layer=False)
     path = str(_minilm_path()) if model == "minilm" else model
+    # the bundled preset ships safetensors: never fall back to a pickle planted beside it; a user's
+    # folder or hub id may hold only a .bin, which transformers reads weights-only
+    options = {"use_safetensors": True} if model == "minilm" else {}
     try:
-        return AutoModel.from_pretrained(path)
+        return AutoModel.from_pretrained(path, **options)
     except OSError as exc:
         raise ConfigError(
             f"model {model!r} is neither a preset ({', '.join(PRESETS)}) nor a loadable local folder or hub id: "

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.core.guards import describe_error
 from harness.data.textfile import read_text
 from harness.errors import RunError
 from harness.training.observers import StepObserver
@@ -179,11 +180,12 @@ def restore_state(
     acc.wait_for_everyone()
     if not (state / HISTORY).exists():
         return [], BestWeights()
+    check_pickles(state)
     try:
         acc.load_state(str(state))
     except Exception as exc:  # noqa: BLE001 -- a damaged or mismatched state is the user's to clear
         raise RunError(
-            f"cannot resume from {state}: {type(exc).__name__}: {exc}; delete that folder to restart the job"
+            f"cannot resume from {state}: {describe_error(exc)}; delete that folder to restart the job"
         ) from None
     if observers:
         states = json.loads(read_text(state / OBSERVERS, RunError)) if (state / OBSERVERS).exists() else {}
@@ -206,6 +208,39 @@ def restore_state(
                 "(saved by an older harness); delete that folder to restart the job"
             )
     return history, best
+
+
+def check_pickles(state: Path) -> None:
+    """Refuse a state folder whose torch pickles (``*.bin``, ``*.pkl``, ``*.pt``) a weights-only load rejects.
+
+    ``accelerate.load_state`` reads the optimizer, scheduler and sampler files with
+    ``weights_only=True`` (tensors, plain containers and the numpy types of its allowlist), but
+    it swallows a failure to read the RNG states (``random_states_<rank>.pkl``) and carries on.
+    Each file is read here first, with the same loader, so that a file holding anything else (a
+    tampered state, one not written by the harness) is one ``RunError`` naming it, and nothing in
+    it is ever executed. Costs one extra read of the state (the optimizer: twice the model's size).
+    """
+    import pickle
+    import warnings
+
+    from accelerate.utils import load
+
+    for file in sorted(p for p in state.iterdir() if p.suffix in (".bin", ".pkl", ".pt")):
+        try:
+            with warnings.catch_warnings():  # torch warns about a pickle protocol it did not write: the error says it
+                warnings.simplefilter("ignore")
+                load(file, map_location="cpu")
+        except pickle.UnpicklingError:
+            raise RunError(
+                f"cannot resume from {state}: {file.name} holds Python objects that a weights-only load refuses "
+                "(the harness never writes such a file: it was replaced or damaged); it was not loaded. "
+                "Delete that folder to restart the job"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 -- truncated, not a torch file, ...: one line either way
+            raise RunError(
+                f"cannot resume from {state}: {file.name} cannot be read ({describe_error(exc)}); "
+                "delete that folder to restart the job"
+            ) from None
 
 
 def discard_state(job_dir: Path) -> None:

@@ -32,6 +32,7 @@ import codecs
 import difflib
 import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,20 @@ def resolve(data: Path) -> Path:
     raise DataError(f"{data}: no such file or folder")
 
 
+_WORD = re.compile(r"[\w.+/\-\u2010-\u2015\u2212]{1,40}")  # a label, level, pathology or id: one word
+
+
 def _show(value: Any) -> str:
-    """A user value for an error message: short strings quoted, anything else by type only."""
+    """A user value for an error message: one short word (a label, a level, an id) quoted; any other
+    string by its length only (a misplaced field could hold report text), anything else by type."""
     if isinstance(value, str):
-        return repr(value if len(value) <= 40 else value[:37] + "...")
+        return repr(value) if _WORD.fullmatch(value) else f"(a string of {len(value)} characters)"
     return f"a {_type(value)}"
+
+
+def _key(name: str) -> str:
+    """An object key as a field name in a message: as given when it is one short word, else its length."""
+    return name if _WORD.fullmatch(name) else f"<a key of {len(name)} characters>"
 
 
 def _type(value: Any) -> str:
@@ -149,7 +159,7 @@ def _parse(line: _Line, text: str) -> Report:
         raise line.error(None, f"expected one JSON object per line, got a {_type(obj)}")
     for key in obj:
         if key not in FIELDS:
-            raise line.error(key, f"unknown field{_suggest(key, FIELDS)} (known: {', '.join(FIELDS)})")
+            raise line.error(_key(key), f"unknown field{_suggest(key, FIELDS)} (known: {', '.join(FIELDS)})")
     for key in REQUIRED:
         if key not in obj:
             raise line.error(key, "missing")
@@ -185,7 +195,7 @@ def _labels(line: _Line, region: str, value: Any) -> dict[str, dict[str, str]]:
     known = {p.name: p for p in region_pathologies(region)}
     out: dict[str, dict[str, str]] = {}
     for key, per_level in value.items():
-        field = f"labels.{key}"
+        field = f"labels.{_key(key)}"
         level = normalize_level(key)
         if level is None or level not in levels:
             what = f"level {_show(key)} is not a {region} level" if level else f"unknown level {_show(key)}"
@@ -196,7 +206,7 @@ def _labels(line: _Line, region: str, value: Any) -> dict[str, dict[str, str]]:
             raise line.error(field, f"expected an object of pathology -> label, got a {_type(per_level)}")
         out[level] = {}
         for name, label in per_level.items():
-            sub = f"{field}.{name}"
+            sub = f"{field}.{_key(name)}"
             if name not in known:
                 other = (
                     f"pathology {_show(name)} is not annotated in {region} reports"

@@ -83,6 +83,29 @@ BROKEN = {
         "field unlisted: unknown value 'Normal'; expected one of unannotated, normal; did you mean 'normal'?",
     ),
     "unlisted wrong type": ([_line(unlisted=True)], 1, "field unlisted: unknown value a boolean"),
+    # text in a field meant for a word (a misplaced column): told by its length, never quoted
+    "severity holding text": (
+        [_line(labels={"C5-C6": {"canal_stenosis": f"severe; {CANARY}"}})],
+        1,
+        f"field labels.C5-C6.canal_stenosis: unknown severity (a string of {len(CANARY) + 8} characters)",
+    ),
+    "split holding text": ([_line(split=CANARY)], 1, f"unknown split (a string of {len(CANARY)} characters)"),
+    "id holding text": (
+        [_line(report_id=CANARY), _line(report_id=CANARY)],
+        2,
+        f"duplicate id (a string of {len(CANARY)} characters) (first on line 1)",
+    ),
+    "key holding text": ([_line(**{CANARY: 1})], 1, f"field <a key of {len(CANARY)} characters>: unknown field"),
+    "level key holding text": (
+        [_line(labels={CANARY: {}})],
+        1,
+        f"field labels.<a key of {len(CANARY)} characters>: unknown level (a string of {len(CANARY)} characters)",
+    ),
+    "pathology key holding text": (
+        [_line(labels={"C5-C6": {CANARY: "mild"}})],
+        1,
+        f"field labels.C5-C6.<a key of {len(CANARY)} characters>: unknown pathology (a string of",
+    ),
 }
 
 
