@@ -694,3 +694,18 @@ def test_the_table_covers_at_least_45_distinct_inputs():
     ids = [case.id for case in TABLE]
     assert len(set(ids)) == len(ids) >= 45
     assert len({(case.argv, tuple(case.files.items()), case.prepare) for case in TABLE}) == len(TABLE)
+
+
+def test_a_card_reads_outside_its_data_root_only_when_the_user_allows_it(tmp_path):
+    from harness.api import LoadContext
+    from harness.data.cards import load_card
+    from harness.errors import DataError
+
+    _write(tmp_path, {**cards(card_text=card(train="../outside.tsv")), "outside.tsv": rows("tsv", ["pos", "neg"])})
+    spec = load_card(tmp_path / "cards" / "t.toml")
+    with pytest.raises(DataError, match="outside the data root"):
+        spec.loader("train", LoadContext())
+    allowed = spec.loader("train", LoadContext(options={"allow_outside_root": "true"}))
+    assert allowed["label"] == [1, 0]
+    with pytest.raises(DataError, match="allow_outside_root=maybe: expected true or false"):
+        spec.loader("train", LoadContext(options={"allow_outside_root": "maybe"}))

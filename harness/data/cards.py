@@ -34,7 +34,10 @@ A card names the task, its labels and metrics, and where its files live::
     rename = { premise = "sentence1" }  # optional: hub column -> Dataset column
 
 Paths resolve against the data root: ``--data DIR`` (``LoadContext.data_dir``), else the
-``root_env`` variable, else the card's own folder. The loader returns a ``datasets.Dataset``
+``root_env`` variable, else the card's own folder. A path that resolves outside its data root
+(after ``..`` and symlinks; an absolute path elsewhere) is refused with a ``DataError`` naming the
+card and key, unless the user passes ``--data-option allow_outside_root=true``: a card from
+someone else cannot make a run read arbitrary files. The loader returns a ``datasets.Dataset``
 with exactly the text fields and, when the file has the label column, ``label``: a class index
 (single-label), a 0/1 list (multi-label) or a float (regression). Train and dev must be
 labelled; a test file without the label column gives a Dataset without ``label``. Raw label
