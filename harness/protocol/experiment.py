@@ -245,14 +245,16 @@ def write_record(
 
 def check_groupers_ran(plan: Plan, predictors: Mapping[str, Any], failures: Mapping[str, str], run_dir: Path) -> None:
     """``RunError`` (one line) when a grouper of the run failed: it raised or returned no partition of the
-    tasks, or the predictor it groups by was computed and failed (raised, a wrong shape, all NaN, ...).
+    tasks, or the predictor it groups by failed by its plugin's fault (``science.is_fault``: raised, a
+    wrong shape, NaN for every pair, ...).
 
     The run stops before its groups stage and writes no results; its finished jobs are kept, so a
-    ``--resume`` after the fix trains only what is missing. A grouper skipped because the chosen stages
-    do not produce its input (its predictor's artifacts, ``--pairs``) is not a failure: it is logged.
+    ``--resume`` after the fix trains only what is missing. A grouper skipped because its input is
+    missing (a predictor's artifacts the chosen stages do not produce, a predictor undefined on these
+    inputs, ``--pairs``) is not a failure: it is logged, as before.
     """
     from harness.errors import RunError
-    from harness.protocol.science import parse_grouper
+    from harness.protocol.science import is_fault, parse_grouper
 
     then = f"then continue with --output {run_dir} --resume (finished jobs are kept)"
     for text in plan.groupers:
@@ -260,7 +262,7 @@ def check_groupers_ran(plan: Plan, predictors: Mapping[str, Any], failures: Mapp
             raise RunError(f"{failures[text]}; fix the grouper, or leave it out of --groupers, {then}")
         _, arg = parse_grouper(text)
         p = predictors.get(arg) if arg else None
-        if p is not None and p.error is not None and not p.error.startswith("needs "):
+        if p is not None and is_fault(p):
             raise RunError(
                 f"--groupers {text}: predictor {arg!r} has no matrix ({p.error}); fix the predictor, or group "
                 f"by another one, {then}"
