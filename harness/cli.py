@@ -2,7 +2,8 @@
 
 Every sub-command, the core's own included, is added through the ``register_commands``
 hook: the core's first, then each plugin's, plugins in name order. Library errors
-(``HarnessError``) become one line on stderr and a non-zero exit. Output cut off by a closed
+(``HarnessError``) and usage errors (a bad flag or value) become one line on stderr and exit
+code 2. Output cut off by a closed
 pipe (``harness list --json | head -1``) ends the command quietly with exit code 141
 (128 + SIGPIPE), the status a shell reports for other tools stopped that way.
 """
@@ -14,7 +15,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from harness import __version__
 from harness.errors import HarnessError, Terminated
@@ -41,6 +42,27 @@ def common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line, as every other error is: a ``ConfigError``
+    naming the command, the flag and the problem, pointing at ``--help`` (exit code 2, as argparse's)."""
+
+    def error(self, message: str) -> NoReturn:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"{self.prog}: {message}; see {self.prog} --help")
+
+
+class _EarlyParser(argparse.ArgumentParser):
+    """The pre-parser of the common options: it never reports; the full parser reports usage errors."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _EarlyParseError(message)
+
+
+class _EarlyParseError(Exception):
+    pass
+
+
 #: Exit code after output was cut off by a closed pipe: 128 + SIGPIPE, as a shell reports for other tools.
 BROKEN_PIPE_EXIT = 141
 
@@ -50,7 +72,7 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
 
     A plugin whose ``register_commands`` raises fails alone: the commands it added are removed.
     """
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="harness", description="Should these tasks share one model? Train STL and MTL, measure the gap."
     )
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
@@ -76,9 +98,12 @@ def _add_common_options(subparsers: argparse._SubParsersAction) -> None:  # type
 
 
 def _early_options(argv: list[str]) -> argparse.Namespace:
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre = _EarlyParser(add_help=False, allow_abbrev=False)
     common_options(pre)
-    return pre.parse_known_args(argv)[0]
+    try:
+        return pre.parse_known_args(argv)[0]
+    except _EarlyParseError:  # e.g. `--plugin` without a name: the full parser says so, in one line
+        return pre.parse_known_args([])[0]
 
 
 def _is_main_rank() -> bool:

@@ -247,9 +247,17 @@ def resolve(profile: str, config_file: Path | None = None, sets: list[str] = (),
     """Build the frozen RunConfig: defaults < profile < file < --set < flags (None = not given)."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
-    values: dict[str, Any] = dict(PROFILES[profile])
+    layers: list[tuple[str, dict[str, Any]]] = [(f"profile {profile}", dict(PROFILES[profile]))]
     if config_file is not None:
-        values.update(load_config_file(config_file))
-    values.update(parse_sets(list(sets)))
-    values.update({k: coerce(k, v, f"--{k}") for k, v in flags.items() if v is not None})
+        layers.append((f"config file {config_file}", load_config_file(config_file)))
+    layers += [(f"--set {item}", parse_sets([item])) for item in sets]
+    flag = {k: coerce(k, v, f"--{k.replace('_', '-')}") for k, v in flags.items() if v is not None}
+    layers += [(f"--{k.replace('_', '-')} {v}", {k: v}) for k, v in flag.items()]
+    values: dict[str, Any] = {}
+    for where, layer in layers:  # the first layer that makes the config invalid is named in the error
+        values.update(layer)
+        try:
+            RunConfig(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {str(exc).removeprefix('invalid config: ')}") from None
     return RunConfig(**values)

@@ -74,11 +74,7 @@ def _resolve(card: Card, split: str, spec: SplitFile, ctx: LoadContext) -> Path:
     else:
         root, origin = card.file.parent, "the card's folder"
     file = root / spec.path
-    if ctx.options.get("outside_root") != "allow" and not file.resolve().is_relative_to(root.resolve()):
-        raise DataError(
-            f"task {card.task!r} split {split!r}: {spec.path!r} leads outside the data root {root} (from {origin}); "
-            "move the file under the root, or pass --data-option outside_root=allow to read it there"
-        )
+    _check_inside(card, split, spec, file, root, origin, ctx)
     if file.is_file():
         return file
     how = "--data DIR" + (f" or {card.root_env}" if card.root_env else "")
@@ -86,6 +82,33 @@ def _resolve(card: Card, split: str, spec: SplitFile, ctx: LoadContext) -> Path:
         f"data for task {card.task!r} not found: split {split!r} expects {file} (data root from {origin}); "
         f"point {how} at a folder holding {spec.path}"
     )
+
+
+#: The ``--data-option`` that lets a card read files outside its data root (``..``, absolute paths, symlinks).
+OUTSIDE_ROOT_OPTION = "allow_outside_root"
+
+
+def _check_inside(
+    card: Card, split: str, spec: SplitFile, file: Path, root: Path, origin: str, ctx: LoadContext
+) -> None:
+    """``DataError`` when ``file`` (after ``..`` and symlinks) lies outside ``root``, unless the user opted in."""
+    allowed = ctx.options.get(OUTSIDE_ROOT_OPTION, "false").lower()
+    if allowed in ("1", "true", "yes"):
+        return
+    if allowed not in ("0", "false", "no"):
+        raise DataError(f"--data-option {OUTSIDE_ROOT_OPTION}={allowed}: expected true or false")
+    real, top = file.resolve(), root.resolve()
+    if real == top or top in real.parents:
+        return
+    raise DataError(
+        f"{_display(card.file)}: 'data.splits.{split}' ({spec.path}) resolves to {real}, outside the data root "
+        f"{top} (from {origin}); move the file under the root, or pass --data-option {OUTSIDE_ROOT_OPTION}=true"
+    )
+
+
+#: The longest text field a card's data may hold (characters): longer is a broken file (a lost line
+#: break or quote merged rows), not one example; the model reads only its first ``max_length`` tokens.
+MAX_FIELD_CHARS = 1_000_000
 
 
 @functools.cache
@@ -132,6 +155,7 @@ def _read(card: Card, spec: SplitFile, file: Path) -> datasets.Dataset:
                 **private,
             )
     except (datasets.exceptions.DatasetGenerationError, ValueError) as exc:
+        _check_records(file, card.format, spec)  # names the line, when one is to blame
         raise DataError(f"{_display(file)}: cannot be read as {card.format}: {_reason(exc)}") from None
 
 
@@ -149,6 +173,8 @@ def _records(file: Path, fmt: str) -> Iterator[tuple[int, Any]]:
                 if text.strip(" \t\r\n"):
                     yield number, text
             return
+        # a field may be long (the over-long ones are reported by line); the csv module's default stops at 128 KiB
+        csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
         sep = DIALECTS[fmt][0]
         blank = "".join(c for c in " \t\r\n" if c != sep)
         consumed: list[str] = []  # the physical lines of the record being read
@@ -168,6 +194,56 @@ def _records(file: Path, fmt: str) -> Iterator[tuple[int, Any]]:
                 yield start, row
 
 
+def _check_records(file: Path, fmt: str, spec: SplitFile) -> None:
+    """After the reader failed: ``DataError`` naming the line of the first record to blame, or the
+    file without data rows. A row that is not a JSON object (jsonl), a row whose field count differs
+    from the header's or the card's ``columns`` (tsv, csv), a quote never closed (csv), a field over
+    ``MAX_FIELD_CHARS``. Returns when no record is to blame (the caller reports the reader's error)."""
+    where = _display(file)
+    width = None if fmt == "jsonl" else (len(spec.columns) if not spec.header else None)
+    count = 0
+    for line, record in _records(file, fmt):
+        if fmt == "jsonl":
+            fields = _json_record(record, where, line)
+        else:
+            if width is None:  # the header row
+                width = len(record)
+                continue
+            if len(record) != width:
+                if fmt == "csv" and record and record[-1].count("\n"):
+                    raise DataError(f'{where}: line {line}: a quoted field is never closed; close its quote (")')
+                raise DataError(
+                    f"{where}: line {line}: {len(record)} fields, the header names {width}; "
+                    "each row needs one field per column"
+                    + (" (quoting is off in tsv: a tab inside a field splits it)" if fmt == "tsv" else "")
+                )
+            fields = record
+        for name, value in fields.items() if isinstance(fields, dict) else enumerate(fields):
+            if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+                column = f"field {name!r}" if isinstance(name, str) else f"field {name + 1}"
+                raise DataError(
+                    f"{where}: line {line}: {column} is {len(value):,} characters, over the limit of "
+                    f"{MAX_FIELD_CHARS:,}; a row is one example: look for a missing line break or quote"
+                )
+        count += 1
+    if count == 0:
+        what = "the file is empty" if width is None else "the file has a header but no data rows"
+        raise DataError(f"{where}: {what}; add rows, or leave the split out of the card")
+
+
+def _json_record(text: str, where: str, line: int) -> dict[str, Any]:
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:  # the message names a position, never the content
+        raise DataError(
+            f"{where}: line {line}: not valid JSON ({exc.msg} at column {exc.colno}); one object per line"
+        ) from None
+    if not isinstance(record, dict):
+        kind = {list: "an array", str: "a string", type(None): "null"}.get(type(record), "a number")
+        raise DataError(f"{where}: line {line}: {kind}, not a JSON object; write one object per line")
+    return record
+
+
 def _header(file: Path, fmt: str) -> list[str]:
     row = next((r for _, r in _records(file, fmt)), None)
     if row is None:
@@ -184,14 +260,19 @@ def _reason(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """No datasets progress bars while a card loads: the harness reports progress itself."""
+    """No datasets progress bars and no datasets log records while a card loads: the harness reports
+    progress itself, and a file it cannot read is one ``DataError`` line, not also datasets' own
+    error record (which names the absolute path and repeats the parser's message)."""
     import datasets
 
     was_disabled = datasets.are_progress_bars_disabled()
+    level = datasets.logging.get_verbosity()
     datasets.disable_progress_bars()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL + 10)
     try:
         yield
     finally:
+        datasets.logging.set_verbosity(level)
         if not was_disabled:
             datasets.enable_progress_bars()
 
@@ -237,6 +318,21 @@ def _check_text(table: datasets.Dataset, field: str, column: str, origin: Origin
     if table.data.column(column).null_count:
         first = table.data.column(column).to_pylist().index(None)
         raise DataError(f"{origin.locate(first)}: field {column!r} is missing")
+    _check_length(table, column, origin)
+
+
+def _check_length(table: datasets.Dataset, column: str, origin: Origin) -> None:
+    """``DataError`` at the first value of ``column`` over ``MAX_FIELD_CHARS`` (its length, never its text)."""
+    import pyarrow.compute as pc
+
+    lengths = pc.utf8_length(table.data.column(column))
+    if table.num_rows == 0 or pc.max(lengths).as_py() <= MAX_FIELD_CHARS:
+        return
+    first = pc.index(pc.greater(lengths, MAX_FIELD_CHARS), True).as_py()
+    raise DataError(
+        f"{origin.locate(first)}: field {column!r} is {lengths[first].as_py():,} characters, over the limit of "
+        f"{MAX_FIELD_CHARS:,}; a row is one example: look for a missing line break or quote"
+    )
 
 
 def _column_name(name: str) -> str:
@@ -284,7 +380,11 @@ def _label_parser(card: Card) -> tuple[Callable[[Any], Any], Any, Any]:
     def lookup(raw: str) -> int:
         name = mapping.get(raw, raw)
         if name not in index:
-            raise ValueError("the label is empty" if raw == "" else f"value is not one of the labels: {known}")
+            if raw == "":
+                raise ValueError(
+                    "the label is empty; fill it in, or set 'data.missing_label = \"\"' for unannotated rows"
+                )
+            raise ValueError(f"value is not one of the labels: {known}")
         return index[name]
 
     if card.problem_type is ProblemType.SINGLE_LABEL:

@@ -34,15 +34,16 @@ A card names the task, its labels and metrics, and where its files live::
     rename = { premise = "sentence1" }  # optional: hub column -> Dataset column
 
 Paths resolve against the data root: ``--data DIR`` (``LoadContext.data_dir``), else the
-``root_env`` variable, else the card's own folder. A path that leads outside the root (an
-absolute path, ``..``, a symbolic link pointing out) is a ``DataError`` unless the user passes
-``--data-option outside_root=allow``: a card from elsewhere cannot make a run read arbitrary files.
-The loader returns a ``datasets.Dataset`` with exactly the text fields and, when the file has
-the label column, ``label``: a class index (single-label), a 0/1 list (multi-label) or a float
-(regression). Train and dev must be labelled; a test file without the label column gives a
-Dataset without ``label``. Raw label values are matched against ``labels`` as strings, after
-``label_map``. A bad card raises ``TaskSpecError`` naming the file and key; a bad row raises
-``DataError`` naming file, line and field, never the row's text.
+``root_env`` variable, else the card's own folder. A path that resolves outside its data root
+(after ``..`` and symlinks; an absolute path elsewhere) is refused with a ``DataError`` naming the
+card and key, unless the user passes ``--data-option allow_outside_root=true``: a card from
+someone else cannot make a run read arbitrary files. The loader returns a ``datasets.Dataset``
+with exactly the text fields and, when the file has the label column, ``label``: a class index
+(single-label), a 0/1 list (multi-label) or a float (regression). Train and dev must be
+labelled; a test file without the label column gives a Dataset without ``label``. Raw label
+values are matched against ``labels`` as strings, after ``label_map``. A bad card raises
+``TaskSpecError`` naming the file and key; a bad row raises ``DataError`` naming file, line and
+field, never the row's text.
 
 This module reads and validates cards; ``harness.data.cardload`` loads their data.
 """

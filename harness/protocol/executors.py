@@ -211,12 +211,12 @@ class Executor:
                 view.resume(*args)
 
     def check(self) -> None:
-        """Raise ``JobsFailed`` naming every job that failed so far, one line each."""
+        """Raise ``JobsFailed`` naming every job that failed so far, in one line (each was also logged as it failed)."""
         if self.failures:
-            lines = "\n".join(f"  {f.line()}" for f in self.failures)
+            lines = "; ".join(f.line() for f in self.failures)
             raise JobsFailed(
-                f"{len(self.failures)} job(s) failed; the others finished. Fix the cause and continue with "
-                f"--output {self.run_dir} --resume (only the missing jobs run):\n{lines}"
+                f"{len(self.failures)} job(s) failed; the others finished: {lines}. Fix the cause and continue "
+                f"with --output {self.run_dir} --resume (only the missing jobs run)"
             )
 
     def close(self) -> None:

@@ -149,7 +149,6 @@ def run_experiment(
     The run directory must have been prepared (``rundir.prepare``) by the caller. With
     ``report_to``, the run's values (``RunResults.scalars``) go to the tracker run ``run``.
     """
-    from harness.protocol import rundir
     from harness.protocol.science import (
         compute_predictors,
         group_results,
@@ -181,6 +180,7 @@ def run_experiment(
         predictors = compute_predictors(plan, tasks, registries, artifacts)
         matrices = {name: p.matrix for name, p in predictors.items() if p.matrix is not None}
         proposals, failures = propose_groups(plan, tasks, registries, matrices, G)
+        check_groupers_ran(plan, predictors, failures, run_dir)
         new_groups = [g for g in _groups_of(proposals) if not outcomes.trained(g)]
         results.update(executor.run([("groups", job) for job in plan.stage_jobs("groups", new_groups)]))
         executor.check()
@@ -217,8 +217,7 @@ def run_experiment(
         gap_by_size=gap_by_size(groups),
     ).to_json()
     if acc.is_main_process:
-        rundir.write_json(run_dir / "results.json", output)
-        rundir.write_manifest(run_dir, manager, acc, cfg, {k: r.to_json() for k, r in results.items()})
+        write_record(run_dir, output, manager, acc, cfg, results)
         manager.notify("run_finished", run_dir=str(run_dir), results=output)
     acc.wait_for_everyone()
     with tracker_run(acc, "run") as track:
@@ -226,6 +225,48 @@ def run_experiment(
             acc.log(RunResults.from_json(output).scalars(), step=0)
     acc.end_training()
     return output
+
+
+def write_record(
+    run_dir: Path, output: dict[str, Any], manager: PluginManager, acc: Any, cfg: RunConfig, results: Any
+) -> None:
+    """Write the run's record, ``manifest.json`` and ``results.json``, both or neither: a write that fails
+    (a full disk) removes the other and raises ``RunError`` saying how to finish the run (its jobs are kept)."""
+    from harness.errors import RunError
+    from harness.protocol import rundir
+
+    try:
+        rundir.write_manifest(run_dir, manager, acc, cfg, {k: r.to_json() for k, r in results.items()})
+        rundir.write_json(run_dir / "results.json", output)
+    except RunError as exc:
+        (run_dir / "manifest.json").unlink(missing_ok=True)
+        raise RunError(f"{exc}, then continue with --output {run_dir} --resume (finished jobs are kept)") from None
+
+
+def check_groupers_ran(plan: Plan, predictors: Mapping[str, Any], failures: Mapping[str, str], run_dir: Path) -> None:
+    """``RunError`` (one line) when a grouper of the run failed: it raised or returned no partition of the
+    tasks, or the predictor it groups by failed by its plugin's fault (``science.is_fault``: raised, a
+    wrong shape, NaN for every pair, ...).
+
+    The run stops before its groups stage and writes no results; its finished jobs are kept, so a
+    ``--resume`` after the fix trains only what is missing. A grouper skipped because its input is
+    missing (a predictor's artifacts the chosen stages do not produce, a predictor undefined on these
+    inputs, ``--pairs``) is not a failure: it is logged, as before.
+    """
+    from harness.errors import RunError
+    from harness.protocol.science import is_fault, parse_grouper
+
+    then = f"then continue with --output {run_dir} --resume (finished jobs are kept)"
+    for text in plan.groupers:
+        if text in failures:
+            raise RunError(f"{failures[text]}; fix the grouper, or leave it out of --groupers, {then}")
+        _, arg = parse_grouper(text)
+        p = predictors.get(arg) if arg else None
+        if p is not None and is_fault(p):
+            raise RunError(
+                f"--groupers {text}: predictor {arg!r} has no matrix ({p.error}); fix the predictor, or group "
+                f"by another one, {then}"
+            )
 
 
 def _job_entry(r: JobResult, job_dir: Path) -> dict[str, Any]:

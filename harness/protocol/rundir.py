@@ -47,19 +47,30 @@ def write_json(path: Path, data: Any) -> None:
     """Write ``data`` atomically (temp file + rename), readable as the umask allows (not mkstemp's 0600).
 
     Nothing is left behind when ``data`` cannot be serialised: the temp file is removed and the
-    ``TypeError``/``ValueError`` propagates.
+    ``TypeError``/``ValueError`` propagates. A write the system refuses (a full disk, no permission)
+    leaves ``path`` as it was and raises ``RunError`` naming it.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1, sort_keys=False)
             f.write("\n")
         chmod_as_umask(Path(tmp), 0o666)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _unwritable(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _unwritable(path: Path, exc: OSError) -> RunError:
+    return RunError(f"cannot write {path}: {exc.strerror or exc}; free disk space (or fix the folder's permissions)")
 
 
 def current_umask() -> int:

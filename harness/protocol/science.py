@@ -105,7 +105,7 @@ def compute_predictors(
             continue
         seconds = spent + time.perf_counter() - start
         if len(plan.tasks) > 1 and not np.isfinite(matrix[~np.eye(len(plan.tasks), dtype=bool)]).any():
-            reason = "undefined for every pair of the selected tasks (all NaN)"
+            reason = ALL_NAN
             out[p.name] = PredictorMatrix(
                 p.name, list(plan.tasks), None, p.symmetric, seconds, needs, p.description, error=reason
             )
@@ -114,6 +114,19 @@ def compute_predictors(
             p.name, list(plan.tasks), matrix, p.symmetric, seconds, needs, p.description, details
         )
     return out
+
+
+#: A predictor's error when its matrix is NaN for every pair of the selected tasks.
+ALL_NAN = "undefined for every pair of the selected tasks (all NaN)"
+
+
+def is_fault(p: PredictorMatrix) -> bool:
+    """True when predictor ``p`` failed by its plugin's fault: it raised something other than a
+    ``HarnessError``/``AnalysisError``, returned what ``check_matrix`` refuses, or NaN for every pair.
+    False when it has a matrix, lacks an input artifact (``needs``), or found itself undefined on
+    these inputs (an ``AnalysisError``: too few steps, a constant representation, ...)."""
+    error = p.error or ""
+    return error == ALL_NAN or error.startswith(f"predictor {p.name!r} (plugin ")
 
 
 _STAGE_OF = {

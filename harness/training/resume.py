@@ -188,11 +188,11 @@ def restore_state(
             f"cannot resume from {state}: {describe_error(exc)}; delete that folder to restart the job"
         ) from None
     if observers:
-        states = json.loads(read_text(state / OBSERVERS, RunError)) if (state / OBSERVERS).exists() else {}
+        states = _read_json(state, OBSERVERS, dict) if (state / OBSERVERS).exists() else {}
         for observer in observers:
             if observer.name in states:
                 observer.load_state(states[observer.name])
-    history: list[dict[str, Any]] = json.loads(read_text(state / HISTORY, RunError))
+    history = _read_history(state)
     best = BestWeights()
     if keep_best and history:
         epoch = best_epoch(history)
@@ -241,6 +241,33 @@ def check_pickles(state: Path) -> None:
                 f"cannot resume from {state}: {file.name} cannot be read ({describe_error(exc)}); "
                 "delete that folder to restart the job"
             ) from None
+
+
+def _read_history(state: Path) -> list[dict[str, Any]]:
+    history: list[dict[str, Any]] = _read_json(state, HISTORY, list)
+    if not all(isinstance(r, dict) and "selection" in r for r in history):
+        raise RunError(
+            f"cannot resume from {state}: {HISTORY} is damaged (an epoch record without 'selection'); "
+            "delete that folder to restart the job"
+        )
+    return history
+
+
+def _read_json(state: Path, name: str, kind: type) -> Any:
+    """A JSON file of the state, of type ``kind``; ``RunError`` naming it when damaged (a killed write, an edit)."""
+    try:
+        value = json.loads(read_text(state / name, RunError))
+    except json.JSONDecodeError as exc:
+        raise RunError(
+            f"cannot resume from {state}: {name} is damaged (not JSON: {exc.msg}, line {exc.lineno}); "
+            "delete that folder to restart the job"
+        ) from None
+    if not isinstance(value, kind):
+        raise RunError(
+            f"cannot resume from {state}: {name} is damaged (not a JSON {kind.__name__}); "
+            "delete that folder to restart the job"
+        )
+    return value
 
 
 def discard_state(job_dir: Path) -> None:
