@@ -111,3 +111,28 @@ def test_interrupted_run_says_how_to_continue(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(harness.protocol.experiment, "run_experiment", interrupted)
     assert main([*TOY, "--output", str(tmp_path / "run")]) == 130
     assert "interrupted: finished jobs and saved epochs are kept" in capsys.readouterr().err
+
+
+def test_seeds_outside_the_generators_range_are_config_errors():
+    """Found by a fresh user: seed=-1 passed the checks and failed every job in set_seed."""
+    with pytest.raises(ConfigError, match=r"seed must be >= 0 and seed \+ seeds <= 2\*\*32"):
+        config.resolve("smoke", sets=["seed=-1"])
+    with pytest.raises(ConfigError, match=r"data_seed must be in \[0, 2\*\*32\)"):
+        config.resolve("smoke", sets=[f"data_seed={2**32}"])
+
+
+def test_damaged_features_of_a_finished_job_are_one_line_on_resume(tmp_path, monkeypatch, capsys):
+    """Found by a fresh user: a cut features.npy in a run folder gave a numpy traceback (exit 1)."""
+    monkeypatch.setenv("HARNESS_PLUGIN_MODULES", "toy")
+    out = tmp_path / "run"
+    assert main([*TOY, "--output", str(out)]) == 0
+    (out / "results.json").unlink()  # killed before its record: the science is computed again on --resume
+    (out / "manifest.json").unlink()
+    features = sorted(out.glob("jobs/stl-*/features.npy"))[0]
+    features.write_bytes(features.read_bytes()[:100])
+    capsys.readouterr()
+    assert main([*TOY, "--output", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "the job's features are damaged" in errors[0] and "--resume" in errors[0]
+    assert "Traceback" not in err and not (out / "results.json").exists()

@@ -163,7 +163,8 @@ CHAIN = [
     ("writing the best weights", "rename:best.tmp:1", "jobs/*/best.tmp", "jobs/*/best", "after epoch 2"),
     ("writing a job's result", "rename:result.json:1", "jobs/*/.result.json.*", "jobs/*/result.json", None),
     ("publishing to the job store", "publish:1", "store/.tmp/*", "results.json", "finished before, reusing"),
-    ("writing the manifest", "rename:manifest.json:1", "results.json", "manifest.json", None),
+    ("writing the manifest", "rename:manifest.json:1", ".manifest.json.*", "results.json", None),
+    ("writing the results", "rename:results.json:1", "manifest.json", "results.json", None),
 ]
 
 

@@ -259,3 +259,24 @@ def test_unwritable_store_and_bad_sizes_are_one_line_errors(tmp_path, capsys, to
         assert f"job store {blocker}: not a folder" in capsys.readouterr().err
         assert main(["cache", command, "--job-store", str(tmp_path / "typo")]) == 2
         assert "no such folder; check the path" in capsys.readouterr().err
+
+
+def test_an_entry_with_damaged_features_is_not_reused(first, store, tmp_path, caplog):
+    """A cut ``features.npy`` (found by a fresh user: every run reusing the entry died in np.load) or
+    one holding Python objects makes the entry incomplete: the job is trained again, nothing unpickled."""
+    import numpy as np
+
+    entry = next(store.glob("stl-0-toy.size-*"))
+    copy = tmp_path / entry.name
+    shutil.copytree(entry, copy)
+    result = jobstore.read_entry(copy)
+    assert result is not None and result.features
+    features = copy / result.features
+    whole = features.read_bytes()
+    features.write_bytes(whole[: len(whole) // 2])
+    assert jobstore.read_entry(copy) is None
+    np.save(features, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert jobstore.read_entry(copy) is None
+    assert sum("is incomplete; the job is trained again" in r.getMessage() for r in caplog.records) == 2
+    features.write_bytes(whole)
+    assert jobstore.read_entry(copy) is not None

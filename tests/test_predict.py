@@ -748,3 +748,23 @@ def test_a_run_keeping_models_does_not_reuse_a_stored_job_without_one(tmp_path, 
     assert "has no saved model: the run was made with keep_best=false" in err
     code, out, _ = _predict(capsys, second, "--input", tmp_path / "in.jsonl")
     assert code == 0 and _jsonl(out)
+
+
+def test_a_damaged_saved_model_is_one_line_and_never_unpickled(toy_run, tmp_path, capsys):
+    """A cut or replaced weights file (found by a fresh user: a SafetensorError traceback) and an
+    unknown pooling in harness.json (it silently pooled by mean) are each one error line."""
+    _toy_dev_input(tmp_path / "in.jsonl")
+    inp = tmp_path / "in.jsonl"
+    damaged = tmp_path / "damaged-run"
+    shutil.copytree(toy_run, damaged)
+    best = _job(damaged, "mtl-0-") / "best"
+    for f in best.iterdir():
+        f.chmod(0o644)
+    for name in ("model.safetensors", "heads.safetensors"):
+        original = (best / name).read_bytes()
+        (best / name).write_bytes(original[:20])
+        assert "the saved model cannot be loaded (SafetensorError" in _fails(capsys, tmp_path, damaged, "--input", inp)
+        (best / name).write_bytes(original)
+    info = json.loads((best / "harness.json").read_text())
+    (best / "harness.json").write_text(json.dumps({**info, "pooling": "__import__"}))
+    assert "pooling must be one of mean, cls" in _fails(capsys, tmp_path, damaged, "--input", inp)

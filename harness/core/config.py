@@ -81,6 +81,8 @@ class RunConfig:
             (self.multilabel_threshold in THRESHOLDS, f"multilabel_threshold must be one of {', '.join(THRESHOLDS)}"),
             (self.batch_size > 0 and self.eval_batch_size > 0, "batch sizes must be positive"),
             (self.epochs > 0 and self.seeds > 0, "epochs and seeds must be positive"),
+            (0 <= self.seed and self.seed + self.seeds <= 2**32, "seed must be >= 0 and seed + seeds <= 2**32"),
+            (0 <= self.data_seed < 2**32, "data_seed must be in [0, 2**32)"),
             (self.patience >= 0, "patience must be >= 0 (0 = no early stopping)"),
             (self.grad_accum_steps > 0, "grad_accum_steps must be positive"),
             (self.max_length > 8, "max_length must be above 8"),

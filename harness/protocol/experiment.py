@@ -312,7 +312,15 @@ def _artifacts(plan: Plan, results: Mapping[str, JobResult], run_dir: Path) -> d
 
     def load(r: JobResult) -> np.ndarray:
         path = run_dir / "jobs" / _key(results, r) / (r.features or FEATURES_FILE)
-        return np.load(path, allow_pickle=False).astype(np.float64)
+        try:
+            return np.load(path, allow_pickle=False).astype(np.float64)
+        except (OSError, ValueError, EOFError) as exc:  # truncated, not .npy, an object array (never unpickled)
+            from harness.errors import RunError
+
+            raise RunError(
+                f"{path}: the job's features are damaged ({type(exc).__name__}: {str(exc)[:120]}); delete "
+                f"{path.parent} and continue with --resume to train that job again"
+            ) from None
 
     out: dict[str, Any] = {"seed": plan.seeds[0], "seeds": list(plan.seeds), "costs": {}}
     by_seed = sorted(results.values(), key=lambda r: (r.seed, r.kind, r.tasks))

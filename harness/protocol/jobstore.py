@@ -221,7 +221,7 @@ def read_entry(entry: Path, quiet: bool = False) -> JobResult | None:
         if entry.exists() and not quiet:
             log.warning("job store entry %s is damaged or of another version; the job is trained again", entry)
         return None
-    incomplete = result.features and not (entry / result.features).is_file()
+    incomplete = bool(result.features and not _whole_array(entry / result.features))
     if meta.get("model") and not (entry / MODEL_DIR / MODEL_INFO).is_file():
         incomplete = True
     if meta.get("version") != ENTRY_VERSION or incomplete:
@@ -229,6 +229,18 @@ def read_entry(entry: Path, quiet: bool = False) -> JobResult | None:
             log.warning("job store entry %s is incomplete; the job is trained again", entry)
         return None
     return result
+
+
+def _whole_array(path: Path) -> bool:
+    """Whether ``path`` is a whole ``.npy`` of plain numbers: its header parses and the file holds all
+    its bytes (a memory map of a cut file fails), without reading the data or unpickling anything."""
+    import numpy as np
+
+    try:
+        np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return False
+    return True
 
 
 def _write_entry(

@@ -139,6 +139,8 @@ class MultiTaskModel(nn.Module):
 
     def __init__(self, encoder: nn.Module, heads: Sequence[HeadSpec], pooling: str = "mean", dropout: float = 0.1):
         super().__init__()
+        if pooling not in ("mean", "cls"):  # never a silent fallback to mean pooling
+            raise ValueError(f"pooling must be 'mean' or 'cls', not {pooling!r}")
         self.encoder = encoder
         self.pooling = pooling
         self.specs = {h.name: h for h in heads}

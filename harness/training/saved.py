@@ -90,9 +90,14 @@ class ModelInfo:
         try:
             heads = [HeadInfo(**{k: v for k, v in h.items() if k in _names(HeadInfo)}) for h in data["heads"]]
             values = {k: v for k, v in data.items() if k in _names(cls) and k != "heads"}
-            return cls(heads=heads, **values)
+            info = cls(heads=heads, **values)
         except (KeyError, TypeError, AttributeError) as exc:
             raise RunError(f"{where}: damaged model description ({type(exc).__name__}: {exc})") from None
+        from harness.core.config import POOLING
+
+        if info.pooling not in POOLING:
+            raise RunError(f"{where}: damaged model description (pooling must be one of {', '.join(POOLING)})")
+        return info
 
     def head(self, task: str) -> HeadInfo:
         return next(h for h in self.heads if h.task == task)
@@ -269,6 +274,7 @@ class LoadedModel:
 def load_saved(folder: Path, device: str = "cpu") -> LoadedModel:
     """Rebuild the model of a folder (layout above): the encoder from its config and weights
     (strictly: a missing or unexpected weight is a ``RunError``), the heads, the tokenizer."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -285,7 +291,7 @@ def load_saved(folder: Path, device: str = "cpu") -> LoadedModel:
         model = MultiTaskModel(encoder, specs, pooling=info.pooling, dropout=0.0)
         model.heads.load_state_dict(load_file(str(folder / HEADS_FILE)))
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+    except (OSError, RuntimeError, ValueError, KeyError, SafetensorError) as exc:  # cut, replaced, not safetensors
         text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         raise RunError(f"{folder}: the saved model cannot be loaded ({type(exc).__name__}: {text})") from None
     return LoadedModel(model.to(device).eval(), tokenizer, info, folder)
