@@ -292,9 +292,11 @@ def _cache_lock(folder: Path, what: str) -> Iterator[None]:
     deleting a file as damaged while another is writing it. Temporary files left in the folder by
     a killed writer (no live writer can hold one: it holds the lock) are removed here.
     """
-    from filelock import FileLock, Timeout
+    from filelock import Timeout
 
-    lock = FileLock(str(folder / CACHE_LOCK), thread_local=False, mode=0o666 & ~_umask())
+    from harness.core.shared import shared_lock
+
+    lock = shared_lock(folder / CACHE_LOCK)
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -306,12 +308,6 @@ def _cache_lock(folder: Path, what: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
 
 
 class TokenizedRows:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.core.shared import chmod_as_umask
 from harness.errors import LeaderboardError
 from harness.leaderboard.page import (
     Definitions,
@@ -41,7 +42,6 @@ from harness.leaderboard.page import (
     predictor_table,
 )
 from harness.leaderboard.records import RunRecord
-from harness.protocol.rundir import chmod_as_umask
 
 if TYPE_CHECKING:
     from types import ModuleType

@@ -20,12 +20,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from filelock import FileLock
 from pydantic import ValidationError
 
+from harness.core.shared import chmod_as_umask, shared_lock
 from harness.errors import LeaderboardError
 from harness.leaderboard.records import SCHEMA_VERSION, RunRecord
-from harness.protocol.rundir import chmod_as_umask, current_umask
 
 log = logging.getLogger("harness")
 
@@ -62,7 +61,7 @@ def record_once(directory: Path, record: RunRecord) -> tuple[Path, bool]:
     folder = runs_dir(directory)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(folder / LOCK), thread_local=False, mode=0o666 & ~current_umask())
+        lock = shared_lock(folder / LOCK)
         lock.acquire()
     except OSError as exc:
         raise LeaderboardError(f"{directory}: cannot create {folder}: {exc.strerror or exc}") from None

@@ -46,10 +46,10 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from harness.core.shared import chmod_as_umask, shared_lock
 from harness.errors import ConfigError, RunError
 from harness.protocol.plan import JobSpec
 from harness.protocol.results import JobResult
-from harness.protocol.rundir import chmod_as_umask, current_umask
 from harness.training.resume import STATE, STATE_OLD, STATE_TMP
 from harness.training.saved import MODEL_INFO, recover
 
@@ -208,7 +208,7 @@ def key_lock(root: Path, key: str) -> FileLock:
     (root / LOCKS).mkdir(parents=True, exist_ok=True)
     # thread_local=False: an executor may claim in one thread and publish from another; mode: the
     # lock file as the umask allows (filelock's default 0644 locks other users of a shared store out)
-    return FileLock(str(root / LOCKS / f"{key}.lock"), thread_local=False, mode=0o666 & ~current_umask())
+    return shared_lock(root / LOCKS / f"{key}.lock")
 
 
 def read_entry(entry: Path, quiet: bool = False) -> JobResult | None:

@@ -22,6 +22,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from harness.core.config import RESUMABLE_KEYS
+from harness.core.shared import chmod_as_umask, shared_lock
 from harness.data.textfile import read_text
 from harness.errors import RunError
 
@@ -71,18 +72,6 @@ def write_json(path: Path, data: Any) -> None:
 
 def _unwritable(path: Path, exc: OSError) -> RunError:
     return RunError(f"cannot write {path}: {exc.strerror or exc}; free disk space (or fix the folder's permissions)")
-
-
-def current_umask() -> int:
-    """The process's umask (``os.umask`` can only be read by setting it)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-def chmod_as_umask(path: Path, mode: int) -> None:
-    """Give ``path`` (made private by mkstemp/mkdtemp) the permissions ``mode`` under the process's umask."""
-    os.chmod(path, mode & ~current_umask())
 
 
 def read_json(path: Path, keys: tuple[str, ...], fix: str) -> Any:
@@ -189,7 +178,7 @@ def claim(run_dir: Path) -> FileLock:
     An OS file lock (``filelock``, ``flock`` on POSIX): a killed run leaves it free, a run that
     finishes releases it. The lock file stays (removing it could let two runs hold two locks).
     """
-    lock = FileLock(str(run_dir / LOCK), thread_local=False, mode=0o666 & ~current_umask())
+    lock = shared_lock(run_dir / LOCK)
     try:
         lock.acquire(timeout=0)
     except Timeout:

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from harness.api import MISSING_LABEL, ProblemType, TaskSpec
+from harness.core.config import POOLING
 from harness.errors import ConfigError
 
 PRESETS = ("minilm", "tiny")
@@ -139,8 +140,8 @@ class MultiTaskModel(nn.Module):
 
     def __init__(self, encoder: nn.Module, heads: Sequence[HeadSpec], pooling: str = "mean", dropout: float = 0.1):
         super().__init__()
-        if pooling not in ("mean", "cls"):  # never a silent fallback to mean pooling
-            raise ValueError(f"pooling must be 'mean' or 'cls', not {pooling!r}")
+        if pooling not in POOLING:  # never a silent fallback to mean pooling
+            raise ValueError(f"pooling must be one of {', '.join(POOLING)}, not {pooling!r}")
         self.encoder = encoder
         self.pooling = pooling
         self.specs = {h.name: h for h in heads}

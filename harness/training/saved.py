@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import ProblemType, TaskSpec
+from harness.core.shared import current_umask
 from harness.errors import RunError
 
 MODEL_INFO = "harness.json"
@@ -186,8 +186,7 @@ def save_best(acc: Any, model: Any, folder: Path, info: ModelInfo) -> None:
 
 def _readable_as_umask(folder: Path) -> None:
     """The files as readable as the umask allows (safetensors writes them 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = current_umask()
     for file in folder.iterdir():
         file.chmod(0o666 & ~umask)
 
