@@ -12,8 +12,11 @@ Source: ``ctx.data_dir`` set -> the user's JSONL (``userdata.py``), read with th
 out of a report's labels means, unless the report says so itself); else the synthetic corpus,
 sized by ``ctx.profile`` (``CORPUS_PRESETS``) and ``--data-option`` keys ``reports``,
 ``noise``, ``relatedness``, ``seed``, ``corpus`` (1 or 2, see ``generator.py``) and corpus 2's
-``scarce``, ``scarce_fraction``, ``implied`` (``mechanisms.py``). Keys are also accepted as
-``spine.reports`` etc.
+``scarce``, ``scarce_fraction``, ``implied`` (``mechanisms.py``). For either source,
+``impression`` (``true`` or ``false``) says whether a level's snippet also takes the
+impression's sentences that name it (segmenter rule 8): by default true for user data and
+corpus 3 (as ``harness predict`` reads reports), false for corpus 1 and 2 (as they were
+measured). Keys are also accepted as ``spine.reports`` etc.
 
 Rows: a level is a row when it has at least one label. Under ``unlisted=normal`` a level left
 out of the labels is labelled normal (every pathology at its first label) and is a row only
@@ -71,9 +74,17 @@ OPTIONS: dict[str, Callable[[str], Any]] = {
     "scarce_fraction": float,
     "implied": float,
     "unlisted": str,
+    "impression": lambda value: value == "true",  # checked against CHOICES first
 }
-CHOICES = {"unlisted": UNLISTED, "corpus": tuple(map(str, CORPUS_VERSIONS))}  # options with a fixed set of values
-USER_DATA_OPTIONS = frozenset({"unlisted"})  # the others size the synthetic corpus
+CHOICES = {
+    "unlisted": UNLISTED,
+    "corpus": tuple(map(str, CORPUS_VERSIONS)),
+    "impression": ("true", "false"),
+}  # options with a fixed set of values
+USER_DATA_OPTIONS = frozenset({"unlisted"})
+SNIPPET_OPTIONS = frozenset(
+    {"impression"}
+)  # how snippets are cut, for either source; the others size the synthetic corpus
 OPTION_PREFIX = "spine."
 
 
@@ -89,7 +100,7 @@ def corpus_source(ctx: LoadContext) -> UserSource | GeneratorConfig:
     """Where the region's reports come from, as a hashable cache key (options validated)."""
     options = spine_options(ctx.options)
     if ctx.data_dir is not None:
-        synthetic = sorted(set(options) - USER_DATA_OPTIONS)
+        synthetic = sorted(set(options) - USER_DATA_OPTIONS - SNIPPET_OPTIONS)
         if synthetic:
             raise ConfigError(
                 f"--data-option {', '.join(synthetic)} only applies to the synthetic spine corpus; "
@@ -108,11 +119,15 @@ def corpus_source(ctx: LoadContext) -> UserSource | GeneratorConfig:
         raise ConfigError(
             f"the spine corpus has no size for profile {ctx.profile!r}; known: {', '.join(CORPUS_PRESETS)}"
         )
-    settings = {**CORPUS_PRESETS[ctx.profile], "seed": ctx.seed, **options}
+    settings = {
+        **CORPUS_PRESETS[ctx.profile],
+        "seed": ctx.seed,
+        **{k: v for k, v in options.items() if k not in SNIPPET_OPTIONS},
+    }
     corpus_2_only = sorted(set(options) & set(MECHANISM_FIELDS))
-    if settings.get("corpus", DEFAULT_CORPUS) == 1 and corpus_2_only:
+    if settings.get("corpus", DEFAULT_CORPUS) != 2 and corpus_2_only:
         raise ConfigError(
-            f"--data-option {', '.join(corpus_2_only)} only applies to corpus 2; remove it or drop corpus=1"
+            f"--data-option {', '.join(corpus_2_only)} only applies to corpus 2; remove it or add corpus=2"
         )
     return GeneratorConfig(region="both", **settings)
 
@@ -143,7 +158,8 @@ def spine_options(options: Mapping[str, str]) -> dict[str, Any]:
 def load_region(region: str, ctx: LoadContext) -> dict[str, datasets.Dataset]:
     """The region's split datasets for this context (cached; see the module docstring).
     A split without labelled levels is absent from the result."""
-    return _build(region, corpus_source(ctx), ctx.seed)
+    source = corpus_source(ctx)
+    return _build(region, source, ctx.seed, spine_options(ctx.options).get("impression", reads_impression(source)))
 
 
 def load_split(region: str, split: str, ctx: LoadContext) -> datasets.Dataset:
@@ -178,7 +194,9 @@ def _generate(config: GeneratorConfig) -> Corpus:
 
 
 @functools.lru_cache(maxsize=8)
-def _build(region: str, source: UserSource | GeneratorConfig, seed: int) -> dict[str, datasets.Dataset]:
+def _build(
+    region: str, source: UserSource | GeneratorConfig, seed: int, impression: bool
+) -> dict[str, datasets.Dataset]:
     reports = region_reports(region, source)
     splits = assign_splits(reports, region, seed)
     default = source.unlisted if isinstance(source, UserSource) else UNLISTED[0]
@@ -186,7 +204,7 @@ def _build(region: str, source: UserSource | GeneratorConfig, seed: int) -> dict
     without_text: list[str] = []
     unlisted_without_text: list[str] = []
     for report in reports:
-        snippets = dict(segment(report.text, report.region))
+        snippets = dict(segment(report.text, report.region, impression))
         unlisted = report.unlisted or default
         level_rows = report_rows(report, snippets, unlisted)
         if unlisted == "normal" and snippets:
@@ -216,6 +234,15 @@ def _build(region: str, source: UserSource | GeneratorConfig, seed: int) -> dict
             region, len(unlisted_without_text), ", ".join(ids[:5]), " ..." if len(ids) > 5 else "",
         )  # fmt: skip
     return {split: _dataset(region, split, rows[split]) for split in SPLITS if rows[split]}
+
+
+def reads_impression(source: UserSource | GeneratorConfig) -> bool:
+    """Whether snippets take the impression's level sentences too (segmenter rule 8), unless the
+    ``impression`` data option says otherwise: for user data and corpus 3, as ``harness
+    predict`` does; corpus 1 and 2 keep their findings-only snippets, so what was measured on
+    them stays reproducible (their files written by ``harness spine generate`` load as the
+    built-in corpus with ``--data-option impression=false``)."""
+    return isinstance(source, UserSource) or source.corpus not in (1, 2)
 
 
 def report_rows(report: Report, snippets: Mapping[str, str], unlisted: str = UNLISTED[0]) -> list[dict[str, Any]]:

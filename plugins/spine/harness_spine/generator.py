@@ -1,9 +1,19 @@
 """A seeded generator of synthetic cervical and lumbar spine MRI reports with per-level labels.
 
-Two corpus versions (``GeneratorConfig.corpus``): **1**, the original, writes every label
-plainly and labels every split densely; **2** adds the mechanisms of ``mechanisms.py``
-(label scarcity on train, canal grades stated only through the disc finding), through which
-the planted relatedness changes what multi-task training gains. Corpus 1 is kept bit for bit.
+Three corpus versions (``GeneratorConfig.corpus``), all with the same planted labels:
+
+* **1**, the original: every label written plainly in a full sentence naming its pathology and
+  one of four grade words, every split densely labelled. Kept bit for bit.
+* **2** adds the mechanisms of ``mechanisms.py`` (label scarcity on train, canal grades
+  stated only through the disc), through which the planted relatedness changes what
+  multi-task training gains.
+* **3**, the default: corpus 1's labels, splits and rows in the wider wording of real reports
+  (``wide.py``: telegraphic lines, abbreviations, grade ranges and synonyms, effects on the
+  sac, cord and roots instead of grades, anatomy and causes instead of pathology names, sides
+  in either order, findings spread over sentences), grades shared by consecutive levels
+  stated once for the range, and an impression in the same wording that may hold a finding the
+  findings leave out (its snippets take the impression's level sentences, segmenter rule 8).
+  Its text is written from a copy of corpus 1's random stream, so every label is corpus 1's.
 
 ``generate(GeneratorConfig(...))`` is a pure function of its config: each region draws from
 its own ``random.Random`` seeded with ``"harness-spine:{seed}:{region}"`` (no global state),
@@ -43,8 +53,8 @@ from harness_spine.structure import (
 
 #: Probability that one (level, pathology) label was left blank by the annotator.
 ANNOTATION_SKIP = 0.02
-CORPUS_VERSIONS = (1, 2)
-DEFAULT_CORPUS = 1
+CORPUS_VERSIONS = (1, 2, 3)
+DEFAULT_CORPUS = 3
 #: Knobs of corpus 2 only (an error with corpus 1 unless left at their defaults).
 MECHANISM_FIELDS = ("scarce", "scarce_fraction", "implied")
 
@@ -60,7 +70,7 @@ class GeneratorConfig:
     noise: float = 0.05  # probability that a released label is replaced by a random other label
     relatedness: float = 0.8  # 0: every label independent; 1: strongest planted coupling
     seed: int = 0
-    corpus: int = DEFAULT_CORPUS  # 1: every label plain and dense (the original); 2: with mechanisms.py
+    corpus: int = DEFAULT_CORPUS  # 1: plain and dense (the original); 2: with mechanisms.py; 3: the wider wording
     scarce: tuple[str, ...] = mechanisms.SCARCE  # corpus 2: pathologies annotated on few train reports
     scarce_fraction: float = mechanisms.SCARCE_FRACTION  # corpus 2: share of train reports annotated for them
     implied: float = mechanisms.IMPLIED  # corpus 2: P(a disc-narrowed canal is stated only through the disc)
@@ -80,7 +90,7 @@ class GeneratorConfig:
             raise ConfigError(f"corpus must be one of {', '.join(map(str, CORPUS_VERSIONS))}, got {self.corpus!r}")
         mechanisms.check_scarce(self.scarce, [p.name for p in PATHOLOGIES])
         changed = [f for f in MECHANISM_FIELDS if getattr(self, f) != getattr(GeneratorConfig, f)]
-        if self.corpus == 1 and changed:
+        if self.corpus != 2 and changed:
             raise ConfigError(f"{', '.join(changed)} only apply to corpus 2; drop them or use corpus 2")
 
     @property
@@ -88,9 +98,9 @@ class GeneratorConfig:
         return REGIONS if self.region == "both" else (self.region,)
 
     def describe(self) -> dict[str, Any]:
-        """The config as JSON-ready values; corpus 1 leaves out the knobs it does not have."""
+        """The config as JSON-ready values; corpus 1 and 3 leave out the knobs they do not have."""
         out = asdict(self)
-        if self.corpus == 1:
+        if self.corpus != 2:
             for name in MECHANISM_FIELDS:
                 del out[name]
         else:
@@ -106,6 +116,8 @@ class SyntheticReport:
     clean_labels: Mapping[str, Mapping[str, str]]  # labels before noise and skips, annotated levels only
     segments: Mapping[str, tuple[str, ...]]  # segmenter truth: level -> its findings sentences, in order
     implied: frozenset[str] = frozenset()  # levels whose canal grade is stated only through the disc (corpus 2)
+    # corpus 3: (level, pathology) stated only in the impression ("left_foraminal": both foramina)
+    impression_only: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -127,7 +139,7 @@ def generate(config: GeneratorConfig) -> Corpus:
         reports = [
             _one_report(text_rng, label_rng, implied_rng, region, index, config) for index in range(config.reports)
         ]
-        if config.corpus >= 2:
+        if config.corpus == 2:
             reports = mechanisms.withhold(reports, region, config.scarce, config.scarce_fraction, config.seed)
         out.extend(reports)
     return Corpus(config, tuple(out))
@@ -146,16 +158,19 @@ def _one_report(
     if config.corpus == 1:
         draft = layout.write_report(rng, region, clean, latents)
     else:
-        # Corpus 2 writes from a copy of the stream, then lets the stream advance as corpus 1's
-        # text would, so the next report's labels (and every label) are corpus 1's.
+        # Corpus 2 and 3 write from a copy of the stream, then let the stream advance as corpus
+        # 1's text would, so the next report's labels (and every label) are corpus 1's.
         copy = random.Random()
         copy.setstate(rng.getstate())
-        draft = layout.write_report(copy, region, clean, latents, config.implied, implied_rng)
+        if config.corpus == 2:
+            draft = layout.write_report(copy, region, clean, latents, config.implied, implied_rng)
+        else:
+            draft = layout.write_report(copy, region, clean, latents, wide=True)
         layout.write_report(rng, region, clean, latents)
     annotated = {lv: labels for lv, labels in clean.items() if lv not in draft.unannotated}
     released = _annotate(label_rng, region, annotated, config.noise)
     report = Report(report_id=f"{region}-{index + 1:05d}", region=region, text=draft.text, labels=released)
-    return SyntheticReport(report, annotated, draft.segments, draft.implied)
+    return SyntheticReport(report, annotated, draft.segments, draft.implied, draft.impression_only)
 
 
 def _annotate(
@@ -190,7 +205,7 @@ def ground_truth(corpus: Corpus) -> dict[str, Any]:
     return {
         "format": "harness-spine ground truth 1",
         "generator": {"version": __version__, **corpus.config.describe()},
-        **(extra if corpus.config.corpus >= 2 else {}),
+        **(extra if corpus.config.corpus == 2 else {}),
         "reports": {r: len(released[r]) for r in regions},
         "groups": {r: task_groups(r) for r in regions},
         "model": model_description(),

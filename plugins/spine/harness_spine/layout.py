@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from harness_spine import wide as wide_text
 from harness_spine.levels import REGION_LEVELS, SPELLING_STYLES, spell
 from harness_spine.render import Voice, cap, lower_first, normal_level, render_level
 from harness_spine.schema import region_pathologies
@@ -39,6 +40,7 @@ class Style:
     combine: float  # probability of merging a run of levels with identical labels
     worst_first: bool  # levels by decreasing severity instead of cranio-caudal
     voice: Voice
+    wide: wide_text.WideVoice | None = None  # corpus 3: the wider wording of ``wide.py``
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Draft:
     segments: dict[str, tuple[str, ...]]  # level -> findings sentences, in text order
     unannotated: frozenset[str]  # levels left out without a "remaining levels" sentence
     implied: frozenset[str] = frozenset()  # levels whose canal grade is stated only through the disc
+    impression_only: frozenset[tuple[str, str]] = frozenset()  # corpus 3: (level, pathology) stated only there
 
 
 def _style(rng: random.Random) -> Style:
@@ -80,13 +83,24 @@ def write_report(
     latents: ReportLatents,
     implied: float = 0.0,
     decide: random.Random | None = None,
+    wide: bool = False,
 ) -> Draft:
     """Text and segmenter truth for one report's clean labels; consumes ``rng`` deterministically.
 
     With ``decide`` (corpus 2), a described level whose disc narrows the canal states the canal
-    grade only through the disc with probability ``implied``, drawn from ``decide``.
+    grade only through the disc with probability ``implied``, drawn from ``decide``. With
+    ``wide`` (corpus 3), levels are worded by ``wide.py`` and a grade shared by consecutive
+    levels may be stated once for the range ("Mild facet arthropathy from L3-L4 through L5-S1.").
     """
     style = _style(rng)
+    if wide:
+        voice = wide_text.voice(rng)
+        style = replace(style, wide=voice, prose=style.prose and not voice.terse)
+        if rng.random() < 0.35:
+            style = replace(style, combine=0.0)  # a range sentence covers levels described one by one
+            ranged = True
+        else:
+            ranged = False
     levels = REGION_LEVELS[region]
     normal = [lv for lv in levels if _severity(clean[lv], region) == 0]
     omitted = normal if style.omit != "describe" and len(normal) < len(levels) else []
@@ -97,7 +111,15 @@ def write_report(
 
     blocks = [_general(rng, region, clean, style, name)]
     through_disc: set[str] = set()
-    blocks.append(_levels(rng, region, clean, described, style, name, _Implier(decide, implied, through_disc)))
+    spans = _ranges(rng, region, clean, described, name) if wide and ranged else []
+    closing: list[Sentence] = []
+    only: list[tuple[str, Sentence]] = []
+    if style.wide is not None:
+        closing, only = _wide_impression(rng, region, clean, described, name, style.wide)
+        if only:
+            style = replace(style, combine=0.0)  # the impression-only finding is left out of one level
+            spans = [*spans, *only]
+    blocks.append(_levels(rng, region, clean, described, style, name, _Implier(decide, implied, through_disc), spans))
     tail = _trailing(rng, region, style)
     if omitted and style.omit == "statement":
         tail.insert(0, [Sentence(rng.choice(_REMAINING), tuple(omitted))])
@@ -105,16 +127,26 @@ def write_report(
     if style.lowercase:
         blocks = [[[Sentence(s.text.lower(), s.levels) for s in line] for line in block] for block in blocks]
     findings = _join_blocks(rng, blocks, style)
-    impression = _impression(rng, region, clean, name)
+    if style.wide is not None:
+        if style.lowercase:
+            closing = [Sentence(s.text.lower(), s.levels) for s in closing]
+        numbered = rng.random() < 0.5
+        impression = "\n".join(f"{i}. {s.text}" if numbered else s.text for i, s in enumerate(closing, 1))
+    else:
+        impression = _impression(rng, region, clean, name)
     text = _assemble(rng, region, latents, findings, impression, style)
     segments: dict[str, list[str]] = {}
-    for block in blocks:
+    for block in [*blocks, [closing]]:
         for line in block:
             for sentence in line:
                 for level in sentence.levels:
-                    segments.setdefault(level, []).append(sentence.text)
+                    if sentence.text:  # an impression-only marker has no text of its own
+                        segments.setdefault(level, []).append(sentence.text)
     unannotated = frozenset(omitted) if style.omit == "silent" else frozenset()
-    return Draft(text, {lv: tuple(s) for lv, s in segments.items()}, unannotated, frozenset(through_disc))
+    impression_only = frozenset((s.levels[0], pathology) for pathology, s in only)
+    return Draft(
+        text, {lv: tuple(s) for lv, s in segments.items()}, unannotated, frozenset(through_disc), impression_only
+    )
 
 
 _REMAINING = [
@@ -254,22 +286,123 @@ def _levels(
     style: Style,
     name: Namer,
     implier: _Implier,
+    spans: Sequence[tuple[str, Sentence]] = (),
 ) -> list[list[Sentence]]:
     lines: list[list[Sentence]] = []
     if not style.prose and rng.random() < 0.3:
         lines.append([Sentence("Disc levels:")])
+    elsewhere: dict[str, set[str]] = {}
+    for pathology, sentence in spans:
+        for level in sentence.levels:
+            elsewhere.setdefault(level, set()).add(pathology)
+    shown = [(p, s) for p, s in spans if s.text]  # range sentences; the rest are impression-only markers
+    before = [[s] for _, s in shown if rng.random() < 0.4]
+    lines.extend(before)
     for group in _groups(rng, region, clean, levels, style):
         labels = clean[group[0]]
-        if _severity(labels, region) == 0 and rng.random() < 0.7:
+        if style.wide is not None:
+            pen = wide_text.Pen(rng, style.wide)
+            if _severity(labels, region) == 0:
+                texts = [cap(wide_text.normal_verdict(pen, style.prose))]
+            else:
+                texts = wide_text.render_level(
+                    rng, region, group[0], labels, style.wide, frozenset(elsewhere.get(group[0], ()))
+                )
+        elif _severity(labels, region) == 0 and rng.random() < 0.7:
             texts = normal_level(rng, style.voice)
         else:
             texts = render_level(rng, region, group[0], labels, style.voice, implier(group, labels))
         label = _group_name(rng, group, name)
         first = _name_first_sentence(rng, label, texts[0], style.prose)
         lines.append([Sentence(t, group) for t in [first, *texts[1:]]])
+    lines.extend([s] for _, s in shown if [s] not in before)
     if style.prose and rng.random() < 0.5:
         return [[s for line in lines for s in line]]
     return lines
+
+
+def _ranges(
+    rng: random.Random, region: str, clean: Mapping[str, Mapping[str, str]], described: Sequence[str], name: Namer
+) -> list[tuple[str, Sentence]]:
+    """Corpus 3: sentences stating one grade once for a run of consecutive described levels
+    that share it (facet arthropathy, or a disc bulge), as (pathology, sentence)."""
+    out: list[tuple[str, Sentence]] = []
+    order = REGION_LEVELS[region]
+    for pathology in ("facet_arthropathy", "disc"):
+        runs: list[list[str]] = []
+        for level in described:
+            value = clean[level][pathology]
+            if value in ("normal", "none") or (pathology == "disc" and value != "bulge"):
+                continue
+            prev = runs[-1][-1] if runs else None
+            if prev is not None and order.index(level) == order.index(prev) + 1 and clean[prev][pathology] == value:
+                runs[-1].append(level)
+            else:
+                runs.append([level])
+        for run in runs:
+            if len(run) < 2 or rng.random() < 0.3:
+                continue
+            first, last = name(run[0]), name(run[-1])
+            where = rng.choice(
+                [f"from {first} through {last}", f"at {first} through {last}", f"{first} to {last}",
+                 f"at {' and '.join([', '.join(name(lv) for lv in run[:-1]), name(run[-1])])}"]
+            )  # fmt: skip
+            if pathology == "disc":
+                text = rng.choice([f"Disc bulges {where}.", f"Multilevel disc bulging, {where}.",
+                                   f"{'DOCs' if region == 'cervical' else 'DBs'} {where}.",
+                                   f"There are disc bulges {where}, without focal herniation."])  # fmt: skip
+            else:
+                grade = clean[run[0]][pathology]
+                words = {"mild": ["mild", "mild", "minimal"], "moderate": ["moderate", "mod"],
+                         "severe": ["severe", "advanced"]}[grade]  # fmt: skip
+                g = rng.choice(words)
+                text = rng.choice([f"{cap(g)} facet arthropathy {where}.", f"Facet hypertrophy, {g}, {where}.",
+                                   f"Multilevel {g} facet arthrosis, {where}.",
+                                   f"Facets: {g} degenerative change {where}."])  # fmt: skip
+            out.append((pathology, Sentence(text, tuple(run))))
+    return out
+
+
+def _wide_impression(
+    rng: random.Random,
+    region: str,
+    clean: Mapping[str, Mapping[str, str]],
+    described: Sequence[str],
+    name: Namer,
+    voice: wide_text.WideVoice,
+) -> tuple[list[Sentence], list[tuple[str, Sentence]]]:
+    """Corpus 3's impression: up to three worst levels, each one sentence naming its level and
+    stating its canal grade, foramina and disc herniation in the wider wording; and, with
+    probability 0.15 per stated level, one finding of that level that the findings leave out
+    (impression-only), as (pathology, marker) pairs for ``_levels``' ``spans``."""
+    pen = wide_text.Pen(rng, voice)
+    scored = sorted(REGION_LEVELS[region], key=lambda lv: -_severity(clean[lv], region))
+    out: list[Sentence] = []
+    only: list[tuple[str, Sentence]] = []
+    for level in scored[:3]:
+        labels = clean[level]
+        parts: list[tuple[str, str]] = []  # (pathology, phrase)
+        if labels["canal_stenosis"] != "normal":
+            parts.append(("canal_stenosis", wide_text.canal_positive(pen, region, labels["canal_stenosis"])))
+        left, right = labels["left_foraminal"], labels["right_foraminal"]
+        if left != "normal" or right != "normal":
+            parts.append(("left_foraminal", wide_text.foramina_phrase(pen, left, right)))
+        if labels["disc"] in ("protrusion", "extrusion"):
+            parts.append(("disc", wide_text.disc_noun(pen, region, labels["disc"])))
+        if not parts:
+            continue
+        joined = ", ".join(p for _, p in parts)
+        text = rng.choice([f"{name(level)}: {joined}.", f"{cap(joined)} at {name(level)}."])
+        out.append(Sentence(text, (level,)))
+        if not only and level in described and rng.random() < 0.15:
+            pathology = rng.choice([p for p, _ in parts])
+            only.append((pathology, Sentence("", (level,))))
+    if not out:
+        quiet = all(_severity(clean[lv], region) == 0 for lv in REGION_LEVELS[region])
+        out = [Sentence(f"Unremarkable MRI of the {region} spine." if quiet else "No significant stenosis.")]
+    elif rng.random() < 0.4:
+        out.append(Sentence(rng.choice(["Multilevel degenerative changes as above.", "Otherwise mild spondylosis."])))
+    return out, only
 
 
 def _name_first_sentence(rng: random.Random, label: str, text: str, prose: bool) -> str:

@@ -4,8 +4,10 @@ A record is a report in the user-data format (``userdata.py``), of which only th
 are read: ``text`` (required: the whole report) and ``report_id`` and ``region`` (optional);
 ``labels``, ``split``, ``meta`` and any other field are ignored, so an annotated file predicts
 as it is. The reader of region R segments the report with the training pipeline's own
-segmenter (``segmenter.segment``: FINDINGS only, sentences grouped by vertebral level), so a
-snippet at prediction time is exactly the text the model was trained on. A report whose
+segmenter (``segmenter.segment``: FINDINGS sentences grouped by vertebral level, then the
+impression's sentences that name a level, rule 8), as user data and corpus 3 are segmented
+for training, so a snippet at prediction time is the text such a model was trained on (a
+model trained on corpus 1 or 2, findings only, also sees those impression sentences). A report whose
 ``region`` is the other region is not for R's models (None); without ``region``, each
 region's reader takes the levels of its own region that the segmenter finds.
 """
@@ -39,7 +41,7 @@ def read_report(region: str, record: Mapping[str, Any], text_fields: tuple[str, 
             raise DataError(f"field 'region': unknown region ({what}); expected one of: {', '.join(REGIONS)}")
         if stated != region:
             return None
-    return [(level, (snippet,)) for level, snippet in segment(text, region)]
+    return [(level, (snippet,)) for level, snippet in segment(text, region, impression=True)]
 
 
 def _type(value: Any) -> str:

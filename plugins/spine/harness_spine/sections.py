@@ -50,6 +50,19 @@ def normalize_newlines(text: str) -> str:
 def findings_text(text: str) -> str:
     """The part of a report that holds findings (see the module docstring); the pieces are
     joined by blank lines."""
+    pieces, headers = _pieces(text)
+    found = pieces["findings"] if any(kind == "findings" for _, _, kind in headers) else pieces[None]
+    return "\n\n".join(found)
+
+
+def closing_text(text: str) -> str:
+    """The bodies of the closing sections (IMPRESSION, CONCLUSION, SUMMARY, OPINION), joined by
+    blank lines; "" when the report has none."""
+    return "\n\n".join(_pieces(text)[0]["closing"])
+
+
+def _pieces(text: str) -> tuple[dict[str | None, list[str]], list[tuple[int, int, str]]]:
+    """The report's text by owning section ("findings", "closing", None: in no section), and its headers."""
     text = normalize_newlines(text)
     headers = [(m.start(), m.end(), _kind(m.group("a") or m.group("b"))) for m in _HEADER_RE.finditer(text)]
     pieces: dict[str | None, list[str]] = {None: [], "findings": [], "closing": []}
@@ -63,8 +76,7 @@ def findings_text(text: str) -> str:
         else:
             owner, position = kind, end
     pieces[owner].append(text[position:])
-    found = pieces["findings"] if any(kind == "findings" for _, _, kind in headers) else pieces[None]
-    return "\n\n".join(found)
+    return pieces, headers
 
 
 def _kind(name: str) -> str:

@@ -28,6 +28,12 @@ IMPRESSION, HISTORY, TECHNIQUE, COMPARISON, EXAM and similar are never findings)
    present.", "endplate marrow edema", "Schmorl's node").
 7. Any other sentence belongs to the current levels (none before the first level); a blank
    line clears them.
+8. With ``impression=True``: a sentence of the closing sections (IMPRESSION, CONCLUSION, ...)
+   that names levels of the region belongs to each of them too, after their findings
+   sentences ("1. C5-C6: moderate canal stenosis." is added to C5-C6's snippet): a finding
+   stated only in the impression still reaches the level. Rules 2-7 do not apply there; a
+   closing sentence that names no level belongs to none. User data, corpus 3 and ``harness
+   predict`` segment so; corpus 1 and 2 findings only, as they were measured.
 
 A snippet is its level's sentences joined by one space, in text order.
 """
@@ -38,7 +44,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from harness_spine.levels import REGION_LEVELS, find_levels, fold, level_spans, sort_levels, unreadable_levels
-from harness_spine.sections import BULLET_RE, LABEL_RE, SENTENCE_ENDS, findings_text, starts_item
+from harness_spine.sections import BULLET_RE, LABEL_RE, SENTENCE_ENDS, closing_text, findings_text, starts_item
 
 __all__ = ["findings_text", "logical_lines", "score_segmentation", "segment", "segment_sentences", "split_sentences"]
 
@@ -70,7 +76,7 @@ _HEADING_GAP_RE = re.compile(r"\s*(?:,|,?\s*(?:and|or|&|through|thru|to))?\s*", 
 _HEADING_TAIL_RE = re.compile(r"\s*(?:levels?|disc(?:\s+space)?|interspaces?)?\s*(?::|-(?:\s|$))", re.IGNORECASE)
 # Single vertebrae of the region's own letters (T is left out: "T2 hyperintense" is a sequence).
 _VERTEBRA_RE = {
-    "cervical": re.compile(r"(?<![A-Za-z0-9/-])(C)(\d)(?![\d/-])", re.IGNORECASE),
+    "cervical": re.compile(r"(?<![A-Za-z0-9/-])(C)([1-7])(?![\d/-])", re.IGNORECASE),  # C8 is a root, not a vertebra
     "lumbar": re.compile(r"(?<![A-Za-z0-9/-])([LS])(\d)(?![\d/-])", re.IGNORECASE),
 }
 _CONUS_RE = re.compile(r"\bconus\b", re.IGNORECASE)
@@ -120,8 +126,8 @@ def split_sentences(line: str) -> list[str]:
     return [s.strip() for s in out if s.strip()]
 
 
-def segment_sentences(text: str, region: str) -> dict[str, list[str]]:
-    """Level -> the findings sentences that belong to it, in text order (rules above)."""
+def segment_sentences(text: str, region: str, impression: bool = False) -> dict[str, list[str]]:
+    """Level -> the sentences that belong to it, in text order (rules above; rule 8 with ``impression``)."""
     vocabulary = REGION_LEVELS[region]
     assigned: dict[str, list[str]] = {}
     remaining: list[str] = []
@@ -152,7 +158,16 @@ def segment_sentences(text: str, region: str) -> dict[str, list[str]]:
     for sentence in remaining:
         for level in unnamed:
             assigned.setdefault(level, []).append(sentence)
+    if impression:
+        for sentence in closing_sentences(text):
+            for level in (lv for lv in find_levels(sentence, region) if lv in vocabulary):
+                assigned.setdefault(level, []).append(sentence)
     return {lv: assigned[lv] for lv in sort_levels(assigned)}
+
+
+def closing_sentences(text: str) -> list[str]:
+    """The sentences of the closing sections (IMPRESSION ...), list numbers and bullets dropped."""
+    return [s for paragraph in logical_lines(closing_text(text)) for line in paragraph for s in split_sentences(line)]
 
 
 def _is_heading(sentence: str, region: str) -> bool:
@@ -186,9 +201,10 @@ def _elsewhere(sentence: str, region: str, current: tuple[str, ...]) -> bool:
     return bool(mentioned - here)
 
 
-def segment(text: str, region: str) -> list[tuple[str, str]]:
-    """``[(level, snippet), ...]`` in canonical level order, for levels with any sentence."""
-    return [(lv, " ".join(s)) for lv, s in segment_sentences(text, region).items()]
+def segment(text: str, region: str, impression: bool = False) -> list[tuple[str, str]]:
+    """``[(level, snippet), ...]`` in canonical level order, for levels with any sentence;
+    ``impression`` adds the closing sections' sentences that name a level (rule 8)."""
+    return [(lv, " ".join(s)) for lv, s in segment_sentences(text, region, impression).items()]
 
 
 def _norm(sentence: str) -> str:

@@ -70,7 +70,7 @@ def test_generate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         "noise": 0.1,
         "relatedness": 0.5,
         "seed": 5,
-        "corpus": 1,
+        "corpus": 3,
     }
     assert set(truth["groups"]) == {"lumbar"}
     err = capsys.readouterr().err
