@@ -208,8 +208,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 
 def _check_json(path: Path | None, force: bool) -> None:
-    """``ConfigError`` for a ``--json`` target that is a folder, exists (without ``force``) or whose
-    folder does not exist; checked before any model is loaded."""
+    """``ConfigError`` for a ``--json`` target that is a folder, exists (without ``force``), or whose
+    folder does not exist or cannot be written; checked before any model is loaded."""
     if path is None or path == STDOUT:
         return
     if path.is_dir():
@@ -218,6 +218,8 @@ def _check_json(path: Path | None, force: bool) -> None:
         raise ConfigError(f"--json {path} exists; choose another file, or pass --force to replace it")
     if not path.parent.is_dir():
         raise ConfigError(f"--json {path}: the folder {path.parent} does not exist; create it first")
+    if not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"--json {path}: cannot write into {path.parent}; choose another file")
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -326,7 +326,11 @@ def test_bad_inputs_are_one_line_and_exit_2(run, tmp_path, capsys):
     assert "not a harness run directory" in fails(tmp_path, "--data", TRANSFER)
     assert "unknown job" in fails(run, "--data", TRANSFER, "--job", "stl-9-nothing")
     assert "--seed 1" in fails(run, "--data", TRANSFER, "--job", "stl-0-cervical.disc", "--seed", "1")
-    assert "folder" in fails(run, "--data", TRANSFER, "--json", tmp_path / "no" / "figures.json")
+    assert "does not exist; create it first" in fails(run, "--data", TRANSFER, "--json", tmp_path / "no" / "f.json")
+    assert "is a folder" in fails(run, "--data", TRANSFER, "--json", tmp_path)
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "locked").mkdir(mode=0o500)
+        assert "cannot write into" in fails(run, "--data", TRANSFER, "--json", tmp_path / "locked" / "f.json")
     # a run whose all-task job has no saved model
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
