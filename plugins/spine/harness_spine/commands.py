@@ -187,7 +187,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
             f"--data {data}: none of its {len(reports)} reports labels a level; annotate the reports' levels "
             "(labels: level -> pathology -> label), see the spine plugin README"
         )
-    owner = transfer.model_tasks(folders)
+    owner = transfer.model_tasks(folders, gold)
     if not any(g.task in owner for g in gold):
         labelled = sorted({g.task for g in gold})
         raise DataError(
@@ -199,7 +199,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     for job, is_all in chosen:
         if job.key in owner.values():
             _say(f"scoring {job.describe(is_all)}")
-    scores = transfer.score(gold, transfer.predict_gold(folders, reports, gold, readers))
+    scores = transfer.score(gold, transfer.predict_gold(folders, reports, gold, readers, where=str(data)))
     _print_scores(scores, data)
     if args.json is not None:
         _write_json(args.json, {"run": str(args.run_dir), "jobs": list(dict.fromkeys(owner.values())),

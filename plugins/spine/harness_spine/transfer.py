@@ -248,11 +248,14 @@ def _task_order() -> list[str]:
 # --- the model's predictions -------------------------------------------------------------------
 
 
-def model_tasks(folders: Mapping[str, Path]) -> dict[str, str]:
-    """Task -> the key of the model (``folders``: job key -> saved model folder) that has its head;
-    ``RunError`` when two models have a head for the same task (each task is scored by one model)."""
+def model_tasks(folders: Mapping[str, Path], gold: Sequence[GoldLabel] = ()) -> dict[str, str]:
+    """Task -> the key of the model (``folders``: job key -> saved model folder) that has its head,
+    read from the saved descriptions (no model loaded). ``RunError`` when two models have a head
+    for the same task (each task is scored by one model), or when a head for a task of ``gold``
+    has other label names than the plugin's (a model of another task version)."""
     from harness.training.saved import read_info
 
+    expected = {g.task: g.labels for g in gold}
     owner: dict[str, str] = {}
     for key, folder in folders.items():
         for head in read_info(folder).heads:
@@ -260,6 +263,11 @@ def model_tasks(folders: Mapping[str, Path]) -> dict[str, str]:
                 raise RunError(
                     f"jobs {owner[head.task]} and {key} both predict {head.task}; score one model per task "
                     "(--job all, --job stl or one job key)"
+                )
+            if head.task in expected and tuple(head.labels) != expected[head.task]:
+                raise RunError(
+                    f"job {key}: its head for {head.task} predicts {', '.join(head.labels)}, not the spine "
+                    f"plugin's {', '.join(expected[head.task])}; train it again with this version of the plugin"
                 )
             owner[head.task] = key
     return owner
@@ -273,6 +281,7 @@ def predict_gold(
     *,
     device: str = "cpu",
     batch_size: int = 64,
+    where: str = "reports",
 ) -> list[str | None]:
     """The chosen models' label for every gold label (None where no model has the task's head).
 
@@ -280,26 +289,26 @@ def predict_gold(
     model with its own tasks (``model_tasks``); ``readers``: the input-reader registry
     (``build_registries(...).readers``). Each model whose heads cover a gold label is loaded in
     turn and run over the whole reports as ``harness predict`` runs it; a labelled level the
-    reader gives no snippet for gets the model's prediction for an empty snippet. ``RunError``
-    when a model's head for a spine task has other label names than the plugin's (another task
-    version).
+    reader gives no snippet for gets the model's prediction for an empty snippet. ``RunError`` as
+    ``model_tasks`` and ``input_groups`` raise it (before any model is loaded); ``where`` (the reports' file)
+    prefixes a reader's error, which names the report by its position in ``reports``.
     """
     from harness.inference.engine import input_groups, predict
     from harness.training.saved import load_saved, read_info
 
     wanted = {g.task for g in gold}
-    owner = model_tasks(folders)
+    owner = model_tasks(folders, gold)
     found: dict[tuple[str, str, str], str] = {}  # (report_id, level, task) -> label
     empty: dict[str, str] = {}  # task -> label predicted from an empty snippet
     records = [(n, {"report_id": r.report_id, "region": r.region, "text": r.text}) for n, r in enumerate(reports, 1)]
+    plan = []  # every model's reader groups are found before the first model is loaded
     for key, folder in folders.items():
-        info = read_info(folder)
-        groups = [g for g in input_groups(info, readers) if wanted & set(g.tasks)]
-        if not groups:
-            continue  # no labelled pathology of this model's: not loaded
-        _check_labels(key, [h for g in groups for h in g.heads], gold)
+        groups = [g for g in input_groups(read_info(folder), readers) if wanted & set(g.tasks)]
+        if groups:  # else no labelled pathology of this model's: it is not loaded
+            plan.append((key, folder, groups))
+    for key, folder, groups in plan:
         loaded = load_saved(folder, device)
-        for p in predict(loaded, groups, records, where="reports", batch_size=batch_size):
+        for p in predict(loaded, groups, records, where=where, batch_size=batch_size):
             if p.task in wanted and p.id is not None:
                 found[(p.id, p.unit, p.task)] = str(p.label)
         if any(owner.get(g.task) == key and (g.report_id, g.level, g.task) not in found for g in gold):
@@ -313,16 +322,6 @@ def predict_gold(
         else:  # the reader gave no snippet for the level (gold_labels' has_text: the same segmenter)
             out.append(empty[g.task])
     return out
-
-
-def _check_labels(key: str, heads: Sequence[Any], gold: Sequence[GoldLabel]) -> None:
-    expected = {g.task: g.labels for g in gold}
-    for head in heads:
-        if head.task in expected and tuple(head.labels) != expected[head.task]:
-            raise RunError(
-                f"job {key}: its head for {head.task} predicts {', '.join(head.labels)}, not the spine plugin's "
-                f"{', '.join(expected[head.task])}; train it again with this version of the plugin"
-            )
 
 
 def _empty_snippet(loaded: Any, groups: Sequence[Any]) -> dict[str, str]:

@@ -335,5 +335,10 @@ def test_bad_inputs_are_one_line_and_exit_2(run, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
     ((mtl,),) = [[p for p in (copy / "jobs").iterdir() if p.name.startswith("mtl-")]]
+    info = json.loads((mtl / "best" / "harness.json").read_text())  # a head of another task version
+    head = next(h for h in info["heads"] if h["task"] == "cervical.canal_stenosis")
+    head["labels"] = head["labels"][::-1]
+    (mtl / "best" / "harness.json").write_text(json.dumps(info))
+    assert "train it again with this version of the plugin" in fails(copy, "--data", TRANSFER)
     shutil.rmtree(mtl / "best")
     assert f"job {mtl.name} has no saved model" in fails(copy, "--data", TRANSFER)
