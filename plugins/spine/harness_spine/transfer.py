@@ -31,9 +31,9 @@ predicted as the pathology's first label: normal, none or absent):
   baseline's is 0 by construction; undefined (None) for a scope without abnormal labels;
 * macro-F1 = ``sklearn.metrics.f1_score(gold, predicted, average="macro", zero_division=0)``
   (scikit-learn's definition: the unweighted mean over labels of 2PR / (P + R), per-label
-  precision P and recall R; 0 for a label never predicted nor present; *the labels scored are
-  those present in gold or predicted*, scikit-learn's default, as the harness's ``f1_macro``
-  metric computes it). Labels of different pathologies are different classes, so the "all"
+  precision P and recall R, with P = 0 for a label never predicted and R = 0 for one never in
+  gold; *the labels averaged are those present in gold or predicted*, scikit-learn's default,
+  as the harness's ``f1_macro`` metric computes it). Labels of different pathologies are different classes, so the "all"
   scope's macro-F1 is the unweighted mean of the per-pathology macro-F1s.
 """
 
