@@ -215,6 +215,7 @@ def test_the_views_of_a_run_and_its_data_print_no_report_text(world, spine_run, 
         ["leaderboard", "show", "--dir", str(world["leaderboard"])],
         ["list", "--plugin", "spine", "--data", str(world["data"])],
         ["list", "--plugin", "spine", "--data", str(world["data"]), "--json"],
+        ["spine", "evaluate", str(out), "--data", str(world["data"]), "--json", "-"],
     ]
     for argv in views:
         assert main(argv) == 0, argv

@@ -44,7 +44,9 @@ thread waits for its descheduled partner at every parallel region and an epoch's
 fourfold,; one-thread timings vary far less.
 
 Opt-in variants: ``HARNESS_BENCH_MINILM=1`` enables the MiniLM benchmarks (minutes each);
-``HARNESS_BENCH_INFO=1`` the informational ratios (no target).
+``HARNESS_BENCH_INFO=1`` the informational ratios (no target); ``HARNESS_BENCH_MAIN=1`` the main
+job's bytes and memory (``test_bench_run.py``); ``HARNESS_BENCH_TRANSFER=1`` the transfer figures
+(``test_bench_transfer.py``).
 """
 
 from __future__ import annotations

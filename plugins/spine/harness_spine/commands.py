@@ -7,8 +7,9 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from harness.errors import ConfigError, RunError
+from harness.errors import ConfigError, DataError, RunError
 from harness_spine import mechanisms
 from harness_spine.generator import CORPUS_VERSIONS, MECHANISM_FIELDS, GeneratorConfig, generate, ground_truth
 from harness_spine.userdata import REPORTS_FILE, write_reports
@@ -73,6 +74,45 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     )
     gen.add_argument("--force", action="store_true", help="overwrite existing files in DIR")
     gen.set_defaults(func=generate_command)
+    _add_evaluate(sub)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ev = sub.add_parser(
+        "evaluate",
+        help="score a run's trained model on annotated reports, beside always answering normal",
+        description=(
+            "Run a run's saved model over annotated spine reports (the user-data format) as harness predict does "
+            "(whole reports, segmented into one snippet per level) and score every labelled level and pathology: "
+            "accuracy, accuracy on abnormal labels, macro-F1 per pathology and per task, beside the always-normal "
+            "baseline. Prints figures only, never labels or report text."
+        ),
+    )
+    ev.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run directory (harness run --output)")
+    ev.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="annotated reports in the user-data format (a .jsonl file, or a folder holding reports.jsonl)",
+    )
+    ev.add_argument(
+        "--job",
+        default="all",
+        metavar="KEY",
+        help="the model: all (default: the all-task MTL model), stl (each task scored by its own STL model), "
+        "or a job key from RUN_DIR/jobs (a unique beginning is enough)",
+    )
+    ev.add_argument("--seed", type=int, help="the seed of --job all/stl (default: the run's first seed)")
+    ev.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="also write the figures as JSON to FILE ('-': stdout); never half-written; an existing file only "
+        "with --force",
+    )
+    ev.add_argument("--force", action="store_true", help="replace an existing --json file")
+    ev.set_defaults(func=evaluate_command)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -114,3 +154,133 @@ def generate_command(args: argparse.Namespace) -> int:
         )
         print(f"  {region}: {listed}", file=sys.stderr)
     return 0
+
+
+STDOUT = Path("-")
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Score the chosen model(s) of ``args.run_dir`` on ``args.data`` (``transfer.py``): a table on
+    stderr, the JSON figures to ``--json``. Everything is checked before a model is loaded."""
+    from harness.core.plugins import build_registries
+    from harness.inference import jobs as run_jobs
+    from harness_spine import transfer
+    from harness_spine.userdata import read_reports, resolve
+
+    if args.seed is not None and args.job not in ("all", "stl"):
+        raise ConfigError(
+            f"--seed {args.seed} chooses the seed of --job all and --job stl only; a job key names its own seed: "
+            "drop --seed, or pass --job all or --job stl"
+        )
+    run = run_jobs.read_run(args.run_dir)
+    chosen = run_jobs.select_jobs(run, [args.job], args.seed)
+    if args.job == "stl":
+        for line in run_jobs.missing_stl(run, args.seed):
+            _say(f"warning: {line}")
+    folders = {job.key: run_jobs.model_folder(run, job) for job, _ in chosen}
+    if not args.data.exists():
+        raise DataError(f"--data {args.data}: no such file or folder; pass annotated reports (the user-data format)")
+    data = resolve(args.data)
+    reports = read_reports(data)
+    gold = transfer.gold_labels(reports)
+    if not gold:
+        raise DataError(
+            f"--data {data}: none of its {len(reports)} reports labels a level; annotate the reports' levels "
+            "(labels: level -> pathology -> label), see the spine plugin README"
+        )
+    owner = transfer.model_tasks(folders, gold)
+    if not any(g.task in owner for g in gold):
+        labelled = sorted({g.task for g in gold})
+        raise DataError(
+            f"--data {data}: the model predicts none of the labelled tasks ({', '.join(labelled)}); it predicts "
+            f"{', '.join(owner)}"
+        )
+    _check_json(args.json, args.force)
+    readers = build_registries(args.manager, require_wanted=True).readers
+    for job, is_all in chosen:
+        if job.key in owner.values():
+            _say(f"scoring {job.describe(is_all)}")
+    scores = transfer.score(gold, transfer.predict_gold(folders, reports, gold, readers, where=str(data)))
+    _print_scores(scores, data)
+    if args.json is not None:
+        _write_json(args.json, {"run": str(args.run_dir), "jobs": list(dict.fromkeys(owner.values())),
+                                "data": str(data), **scores.to_dict()})  # fmt: skip
+    return 0
+
+
+def _check_json(path: Path | None, force: bool) -> None:
+    """``ConfigError`` for a ``--json`` target that is a folder, exists (without ``force``), or whose
+    folder does not exist or cannot be written; checked before any model is loaded."""
+    if path is None or path == STDOUT:
+        return
+    if path.is_dir():
+        raise ConfigError(f"--json {path} is a folder; name a file")
+    if os.path.lexists(path) and not force:
+        raise ConfigError(f"--json {path} exists; choose another file, or pass --force to replace it")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--json {path}: the folder {path.parent} does not exist; create it first")
+    if not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"--json {path}: cannot write into {path.parent}; choose another file")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """To stdout for ``-``, else atomically (a temporary file renamed over ``path``)."""
+    from harness.protocol.rundir import write_json
+
+    if path == STDOUT:
+        json.dump(data, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return
+    write_json(path, data)
+    _say(f"wrote the figures to {path}")
+
+
+def _print_scores(scores: Any, data: Path) -> None:
+    """The figures beside the always-normal baseline, one row per scope, then what was not scored."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from harness.report.console import print_table
+    from harness.report.format import number
+
+    title = (
+        f"{escape(str(data))}: {scores.overall.model.labels} labels ({scores.overall.model.abnormal} abnormal) at "
+        f"{scores.levels} levels of {scores.reports} reports; model vs always normal"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("scope")
+    for name in (
+        "labels",
+        "accuracy",
+        "abnormal",
+        "macro-F1",
+        "normal: accuracy",
+        "normal: abnormal",
+        "normal: macro-F1",
+    ):
+        table.add_column(name, justify="right")
+
+    def abnormal(s: Any) -> str:
+        return f"{number(s.abnormal_accuracy)} ({s.abnormal_correct}/{s.abnormal})"
+
+    for row in (scores.overall, *scores.pathologies, *scores.tasks):
+        m, b = row.model, row.baseline
+        scope = "all labels" if row.scope == "all" else row.scope
+        table.add_row(scope, str(m.labels), number(m.accuracy), abnormal(m), number(m.f1_macro), number(b.accuracy),
+                      abnormal(b), number(b.f1_macro))  # fmt: skip
+    print_table(table)
+    _say("macro-F1: per pathology and task, over the labels in gold or predicted; all labels: the pathologies' mean")
+    if scores.levels_without_text:
+        _say(
+            f"{scores.levels_without_text} labelled level(s) without text in the findings "
+            f"({scores.labels_without_text} labels): predicted from an empty snippet"
+        )
+    if scores.unscored:
+        tasks = ", ".join(scores.unscored_tasks)
+        _say(f"not scored: {scores.unscored} labels of tasks the model has no head for ({tasks})")
+
+
+def _say(text: str) -> None:
+    from harness.report.console import console
+
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
