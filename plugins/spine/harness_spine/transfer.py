@@ -15,8 +15,8 @@ otherwise, the default, unannotated).
 (``predict.read_report``: the training pipeline's segmenter, one snippet per level), and one
 encoder pass per snippet gives every head of the region: exactly ``harness predict``'s path
 (``harness.inference.engine.predict``), decided as the run's evaluation decides (argmax). A
-labelled level for which the segmenter finds no text (its level name unreadable, or written
-only under IMPRESSION) is not dropped: it is predicted from an **empty snippet** (``""``), the
+labelled level for which the segmenter finds no text (its level name unreadable, or not named
+in the findings or the impression) is not dropped: it is predicted from an **empty snippet** (``""``), the
 text the training pipeline gives such a level (``report_rows``), and counted
 (``TransferScores.levels_without_text``). A labelled pathology no chosen model has a head for
 is not scored, and counted (``unscored``).
@@ -87,7 +87,7 @@ def gold_labels(reports: Iterable[Report]) -> list[GoldLabel]:
     (see the module docstring: unannotated pathologies are left out, ``unlisted`` is honoured)."""
     gold = []
     for report in reports:
-        snippets = dict(segment(report.text, report.region))
+        snippets = dict(segment(report.text, report.region, impression=True))  # as the input reader reads it
         unlisted = report.unlisted or UNLISTED[0]
         for row in report_rows(report, snippets, unlisted):
             for p in region_pathologies(report.region):
