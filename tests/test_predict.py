@@ -664,8 +664,10 @@ def test_the_spine_reader_takes_its_region_s_levels():
 
     text = "FINDINGS:\nC5-C6: Mild disc bulge.\nC6-C7: Normal.\n\nIMPRESSION: Severe C5-C6 stenosis."
     units = read_report("cervical", {"text": text}, ("text",))
-    assert [level for level, _ in units] == ["C5-C6", "C6-C7"]  # FINDINGS only: not the impression
-    assert units == [(level, (snippet,)) for level, snippet in segment(text, "cervical")]  # training's snippets
+    assert [level for level, _ in units] == ["C5-C6", "C6-C7"]
+    # the findings, then the impression's sentences that name the level, as user data are read for training
+    assert units[0] == ("C5-C6", ("C5-C6: Mild disc bulge. Severe C5-C6 stenosis.",))
+    assert units == [(level, (snippet,)) for level, snippet in segment(text, "cervical", impression=True)]
     assert read_report("lumbar", {"text": text}, ("text",)) == []  # no lumbar level in it
     assert read_report("lumbar", {"text": text, "region": "cervical"}, ("text",)) is None  # not for lumbar models
     with pytest.raises(DataError, match="'text' is null"):
