@@ -653,10 +653,9 @@ def normal_verdict(pen: Pen, prose: bool = False) -> str:
 
 def not_normal_filler(pen: Pen) -> str:
     """A sentence for a described level whose findings were all stated elsewhere (a range
-    sentence): it must not say "normal", since the level is not."""
-    return pen.pick(
-        ["No disc herniation or canal stenosis.", "Canal and foramina patent.", "No stenosis.", "No neural compromise."]
-    )
+    sentence, or the impression): it must neither say "normal" nor deny a finding, since the
+    level is not normal and its other sentence may grade its canal or foramina."""
+    return pen.pick(["Degenerative changes.", "Spondylotic changes.", "Degenerative change at this level."])
 
 
 def render_level(

@@ -90,6 +90,33 @@ def test_impression_only_findings_reach_the_level_only_through_the_impression() 
     assert seen >= 20
 
 
+DENIALS = {
+    "canal_stenosis": re.compile(
+        r"no (?:ccs|scs|canal|central|spinal) stenosis|canal (?:ok|nl|patent|is adequate|capacious)|cc patent"
+        r"|no stenosis|canal and foramina patent|no neural compromise",
+        re.IGNORECASE,
+    ),
+    "left_foraminal": re.compile(
+        r"foramina (?:ok|open|patent|are patent|widely patent)|nfs patent|no nfn|no foraminal|nf ok|foramina are clear"
+        r"|no stenosis|no neural compromise|canal and foramina patent",
+        re.IGNORECASE,
+    ),
+    "disc": re.compile(r"no disc (?:bulge|herniation)|disc ok|normal disc", re.IGNORECASE),
+}
+
+
+def test_the_findings_never_deny_an_impression_only_finding() -> None:
+    corpus = _corpus(3, reports=300, seed=9)
+    checked = 0
+    for s in corpus.reports:
+        findings = segment_sentences(s.report.text, s.report.region)
+        for level, pathology in s.impression_only:
+            checked += 1
+            text = " ".join(findings.get(level, []))
+            assert not DENIALS[pathology].search(text), (s.report.report_id, level, pathology, text)
+    assert checked >= 100
+
+
 def test_the_segmenter_reads_corpus_3_exactly() -> None:
     corpus = _corpus(3, reports=200, seed=11)
     cases = [(segment_sentences(s.report.text, s.report.region, impression=True), s.segments) for s in corpus.reports]
