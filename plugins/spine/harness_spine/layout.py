@@ -46,7 +46,7 @@ class Style:
 @dataclass(frozen=True)
 class Draft:
     text: str
-    segments: dict[str, tuple[str, ...]]  # level -> findings sentences, in text order
+    segments: dict[str, tuple[str, ...]]  # level -> its sentences in text order (findings; corpus 3: then impression)
     unannotated: frozenset[str]  # levels left out without a "remaining levels" sentence
     implied: frozenset[str] = frozenset()  # levels whose canal grade is stated only through the disc
     impression_only: frozenset[tuple[str, str]] = frozenset()  # corpus 3: (level, pathology) stated only there
@@ -93,14 +93,13 @@ def write_report(
     levels may be stated once for the range ("Mild facet arthropathy from L3-L4 through L5-S1.").
     """
     style = _style(rng)
+    ranged = False  # corpus 3: grades shared by consecutive levels may be stated once for the range
     if wide:
         voice = wide_text.voice(rng)
         style = replace(style, wide=voice, prose=style.prose and not voice.terse)
-        if rng.random() < 0.35:
+        ranged = rng.random() < 0.35
+        if ranged:
             style = replace(style, combine=0.0)  # a range sentence covers levels described one by one
-            ranged = True
-        else:
-            ranged = False
     levels = REGION_LEVELS[region]
     normal = [lv for lv in levels if _severity(clean[lv], region) == 0]
     omitted = normal if style.omit != "describe" and len(normal) < len(levels) else []
@@ -111,7 +110,7 @@ def write_report(
 
     blocks = [_general(rng, region, clean, style, name)]
     through_disc: set[str] = set()
-    spans = _ranges(rng, region, clean, described, name) if wide and ranged else []
+    spans = _ranges(rng, region, clean, described, name) if ranged else []
     closing: list[Sentence] = []
     only: list[tuple[str, Sentence]] = []
     if style.wide is not None:
