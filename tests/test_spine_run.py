@@ -88,3 +88,24 @@ def test_bad_user_data_error_names_file_line_field_not_text(tmp_path, capsys):
     assert code == 2
     assert f"{data}:5" in err and "canal_stenosis" in err and "sever" in err
     assert CANARY.lower() not in err.lower()
+
+
+def test_resume_refuses_jobs_trained_on_data_that_changed_since(tmp_path, capsys):
+    """Corpus 3 became the default while runs on corpus 1 may sit in run folders: a --resume that
+    would mix finished jobs on the old rows with new ones on other rows is refused, not mixed."""
+    data = tmp_path / "corpus"
+    generate = ["spine", "generate", "--out", str(data), "--reports", "30", "--region", "cervical", "--seed", "2"]
+    assert main([*generate, "--corpus", "1"]) == 0
+    run = [*_spine_run(data, tmp_path / "run", "cervical.disc,cervical.canal_stenosis"), "--stages", "stl"]
+    run += ["--set", "epochs=1", "--job-store", "none"]
+    assert main(run) == 0
+    results = sorted((tmp_path / "run" / "jobs").glob("*/result.json")) + [tmp_path / "run" / "data.json"]
+    before = [p.read_bytes() for p in results]
+    assert main([*run, "--resume"]) == 0  # the same data: nothing to train again
+    assert main([*generate, "--corpus", "3", "--force"]) == 0  # the same labels, the new wording
+    capsys.readouterr()
+    assert main([*run, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume: the data of" in err and "(spine.cervical/" in err and ": fingerprint " in err
+    assert "another --output" in err and "Traceback" not in err
+    assert [p.read_bytes() for p in results] == before

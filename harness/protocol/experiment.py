@@ -24,7 +24,7 @@ from harness.api import TaskSpec
 from harness.core.config import RunConfig
 from harness.core.plugins import PluginManager, Registries
 from harness.core.trackers import run_tracking_dir, tracker_run
-from harness.errors import DataError
+from harness.errors import DataError, RunError
 from harness.protocol.execute import make_accelerator, remember_registries
 from harness.protocol.executors import Executor, SequentialExecutor
 from harness.protocol.gaps import Outcomes, gap_by_size, gap_estimate, pair_gap_matrix
@@ -136,6 +136,38 @@ def make_executor(
     return SequentialExecutor(run_dir, resume, registries, acc, units, cfg.job_cpus, store)
 
 
+DATA_FILE = "data.json"  # in the run directory: check_data's fingerprints when the run started
+
+
+def check_resumed_data(run_dir: Path, prints: Mapping[str, str], resume: bool, main_process: bool) -> None:
+    """Record the run's data fingerprints, or on ``--resume`` refuse data that changed since.
+
+    ``prints`` are ``check_data``'s fingerprints now ("<stream>/<split>" -> content hash of the
+    rows and label columns). The first start writes them to ``run_dir/data.json``; a resume
+    compares: an edited data file, or a plugin upgraded to build its data differently (the spine
+    plugin's default corpus), would mix finished jobs trained on the old rows with new jobs on
+    the new ones, and every gap between them would be silently wrong. Raises ``RunError``
+    naming the stream/split. A run started before this file existed is resumed unchecked, and
+    from then on recorded; a run that trained nothing yet is started anew, so its file is rewritten.
+    """
+    from harness.protocol.rundir import read_json, trained_anything, write_json
+
+    path = run_dir / DATA_FILE
+    if resume and path.exists() and trained_anything(run_dir):  # else the run starts anew (rundir.prepare)
+        recorded = read_json(path, (), "restore it, or delete it to resume unchecked")
+        changed = sorted(k for k in set(recorded) | set(prints) if recorded.get(k) != prints.get(k))
+        if changed:
+            raise RunError(
+                f"--resume: the data of {run_dir} changed since the run started ({changed[0]}: fingerprint "
+                f"{recorded.get(changed[0], 'none')} then, {prints.get(changed[0], 'none')} now; an edited data "
+                "file, or a plugin that now builds its data differently); finished jobs would be mixed with jobs "
+                "on other rows: restore the data, or start a new run in another --output"
+            )
+        return
+    if main_process:
+        write_json(path, dict(sorted(prints.items())))
+
+
 def run_experiment(
     plan: Plan,
     manager: PluginManager,
@@ -162,6 +194,7 @@ def run_experiment(
     remember_registries(plan.plugins, registries)
     tasks = {name: registries.tasks.get(name) for name in plan.tasks}
     rows, artifacts, prints = check_data(plan, tasks, cfg, acc)
+    check_resumed_data(run_dir, prints, resume, acc.is_main_process)
     store = job_store(plan, manager, registries, artifacts, prints)
     if acc.is_main_process:
         manager.notify("run_started", run_dir=str(run_dir), config=run_info, tasks=list(plan.tasks))
