@@ -125,7 +125,8 @@ def generate_command(args: argparse.Namespace) -> int:
     given = {f: getattr(args, f) for f in MECHANISM_FIELDS if getattr(args, f) is not None}
     if args.corpus != 2 and given:
         flags = ", ".join("--" + f.replace("_", "-") for f in given)
-        raise ConfigError(f"{flags} only apply to --corpus 2; drop them or use --corpus 2")
+        verb = "applies" if len(given) == 1 else "apply"
+        raise ConfigError(f"{flags} only {verb} to --corpus 2; drop them or use --corpus 2")
     config = GeneratorConfig(
         reports=args.reports, region=args.region, noise=args.noise, relatedness=args.relatedness, seed=args.seed,
         corpus=args.corpus, **given,
@@ -196,6 +197,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
             f"{', '.join(owner)}"
         )
     _check_json(args.json, args.force)
+    if args.json is not None and args.json != STDOUT and args.json.resolve() == data.resolve():
+        raise ConfigError(f"--json {args.json} is the --data file; write the figures to another file")
     readers = build_registries(args.manager, require_wanted=True).readers
     for job, is_all in chosen:
         if job.key in owner.values():
@@ -272,7 +275,7 @@ def _print_scores(scores: Any, data: Path) -> None:
     _say("macro-F1: per pathology and task, over the labels in gold or predicted; all labels: the pathologies' mean")
     if scores.levels_without_text:
         _say(
-            f"{scores.levels_without_text} labelled level(s) without text in the findings "
+            f"{scores.levels_without_text} labelled level(s) named nowhere in the findings or impression "
             f"({scores.labels_without_text} labels): predicted from an empty snippet"
         )
     if scores.unscored:

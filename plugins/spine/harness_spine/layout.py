@@ -387,7 +387,7 @@ def _wide_impression(
         if left != "normal" or right != "normal":
             parts.append(("left_foraminal", wide_text.foramina_phrase(pen, left, right)))
         if labels["disc"] in ("protrusion", "extrusion"):
-            parts.append(("disc", wide_text.disc_noun(pen, region, labels["disc"])))
+            parts.append(("disc", wide_text.disc_noun(pen, region, labels["disc"], located=False)))
         if not parts:
             continue
         joined = ", ".join(p for _, p in parts)

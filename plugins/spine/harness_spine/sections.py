@@ -7,7 +7,8 @@ three kinds:
 
 * **findings** (FINDINGS) and **closing** (IMPRESSION, CONCLUSION, SUMMARY, OPINION) sections
   run to the next header of either kind;
-* **short** sections (HISTORY, INDICATION, TECHNIQUE, COMPARISON, EXAM, PROCEDURE, ...) are a
+* **short** sections (HISTORY, INDICATION, TECHNIQUE, COMPARISON, EXAM, PROCEDURE,
+  RECOMMENDATION, ADDENDUM, ...) are a
   header only for their own line's text (hard-wrapped continuation lines included) up to the
   next header or a sentence that opens with a vertebral level ("Comparison: None. L4-5: ...");
   a header alone on its line takes the lines below it up to a blank line, the next header, or
@@ -28,6 +29,7 @@ from harness_spine.levels import fold, level_spans
 _SECTION_NAMES = (
     r"clinical history|history|clinical (?:information|indication|data)|indications?|reason for (?:exam|study)"
     r"|technique|procedure|comparisons?|exam(?:ination)?|findings|impressions?|conclusions?|summary|opinion"
+    r"|recommendations?|addend(?:um|a)"
 )
 _HEADER_RE = re.compile(
     rf"(?im)^[ \t]*(?P<a>{_SECTION_NAMES})[ \t]*(?::|$)|(?<=[.!?][ \t])(?=(?-i:[A-Z]))(?P<b>{_SECTION_NAMES}):"

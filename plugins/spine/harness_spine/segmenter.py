@@ -31,8 +31,9 @@ IMPRESSION, HISTORY, TECHNIQUE, COMPARISON, EXAM and similar are never findings)
 8. With ``impression=True``: a sentence of the closing sections (IMPRESSION, CONCLUSION, ...)
    that names levels of the region belongs to each of them too, after their findings
    sentences ("1. C5-C6: moderate canal stenosis." is added to C5-C6's snippet): a finding
-   stated only in the impression still reaches the level. Rules 2-7 do not apply there; a
-   closing sentence that names no level belongs to none. User data, corpus 3 and ``harness
+   stated only in the impression still reaches the level, and a level the impression names
+   is not one of rule 4's "remaining levels". Rules 2-7 do not apply there; a closing
+   sentence that names no level belongs to none. User data, corpus 3 and ``harness
    predict`` segment so; corpus 1 and 2 findings only, as they were measured.
 
 A snippet is its level's sentences joined by one space, in text order.
@@ -154,20 +155,33 @@ def segment_sentences(text: str, region: str, impression: bool = False) -> dict[
                     targets = current
                 for level in targets:
                     assigned.setdefault(level, []).append(sentence)
-    unnamed = [lv for lv in vocabulary if lv not in assigned]
-    for sentence in remaining:
-        for level in unnamed:
-            assigned.setdefault(level, []).append(sentence)
+    closing: dict[str, list[str]] = {}
     if impression:
         for sentence in closing_sentences(text):
             for level in (lv for lv in find_levels(sentence, region) if lv in vocabulary):
-                assigned.setdefault(level, []).append(sentence)
+                closing.setdefault(level, []).append(sentence)
+    # "the remaining levels": those neither the findings nor (rule 8) the impression name
+    unnamed = [lv for lv in vocabulary if lv not in assigned and lv not in closing]
+    for sentence in remaining:
+        for level in unnamed:
+            assigned.setdefault(level, []).append(sentence)
+    for level, sentences in closing.items():
+        assigned.setdefault(level, []).extend(sentences)
     return {lv: assigned[lv] for lv in sort_levels(assigned)}
 
 
 def closing_sentences(text: str) -> list[str]:
-    """The sentences of the closing sections (IMPRESSION ...), list numbers and bullets dropped."""
-    return [s for paragraph in logical_lines(closing_text(text)) for line in paragraph for s in split_sentences(line)]
+    """The sentences of the closing sections (IMPRESSION ...), list numbers and bullets dropped,
+    also of an item that follows another on the same line ("1. ... 2. Mild ... at C6-7.")."""
+    out = []
+    for paragraph in logical_lines(closing_text(text)):
+        for line in paragraph:
+            for sentence in split_sentences(line):
+                bullet = BULLET_RE.match(fold(sentence))
+                sentence = sentence[bullet.end() :] if bullet else sentence
+                if sentence.strip():
+                    out.append(sentence.strip())
+    return out
 
 
 def _is_heading(sentence: str, region: str) -> bool:

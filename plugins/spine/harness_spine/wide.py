@@ -157,8 +157,11 @@ def traversing_root(level: str) -> str:
 # --- disc -----------------------------------------------------------------------------------
 
 
-def disc_noun(pen: Pen, region: str, disc: str) -> str:
-    """A noun phrase for a disc label other than "none" (it states that label and nothing else)."""
+def disc_noun(pen: Pen, region: str, disc: str, located: bool = True) -> str:
+    """A noun phrase for a disc label other than "none" (it states that label and nothing else);
+    without ``located``, a herniation gets no position (an impression restating the findings must
+    not place it elsewhere: the position is not a label, but a "right foraminal" disc beside a
+    normal right foramen misleads)."""
     if disc == "bulge":
         if pen.abbrev():
             return pen.pick(["DB", "disc bulge", "bulge"] + (["DOC"] * 2 if region == "cervical" else []))
@@ -180,43 +183,45 @@ def disc_noun(pen: Pen, region: str, disc: str) -> str:
                 "spondylotic disc-osteophyte ridge",
             ]
         return pen.pick(options)
-    where = pen.pick(
-        [
-            "central",
-            "left paracentral",
-            "right paracentral",
-            "left foraminal",
-            "right foraminal",
-            "left subarticular",
-            "right subarticular",
-            "posterocentral",
-            "broad",
-            "focal central",
-        ]
-    )
+    places = ["central", "left paracentral", "right paracentral", "left foraminal", "right foraminal"]
+    places += ["posterocentral", "broad", "focal central"]
+    if region == "lumbar":
+        places += ["left subarticular", "right subarticular"]  # a lumbar term
+    where = pen.pick(places) if located else ""
     if pen.abbrev():
         where = where.replace("left", pen.side("left")).replace("right", pen.side("right"))
     if disc == "protrusion":
-        return pen.pick(
+        return _tidy(
+            pen.pick(
+                [
+                    f"{where} protrusion",
+                    f"{where} disc protrusion",
+                    f"protruded disc ({where})",
+                    f"{where} HNP (protrusion)",
+                    f"{where} contained disc herniation (protrusion)",
+                ]
+            )
+        )
+    return _tidy(
+        pen.pick(
             [
-                f"{where} protrusion",
-                f"{where} disc protrusion",
-                f"protruded disc ({where})",
-                f"{where} HNP (protrusion)",
-                f"{where} contained disc herniation (protrusion)",
+                f"{where} extrusion",
+                f"{where} disc extrusion",
+                f"extruded {where} disc",
+                f"{where} extrusion w/ caudal migration"
+                if pen.abbrev()
+                else f"{where} extrusion with a migrated fragment",
+                f"sequestered {where} disc fragment",
+                f"{where} extruded fragment",
+                f"{where} herniation with cranial extension of an extruded fragment",
             ]
         )
-    return pen.pick(
-        [
-            f"{where} extrusion",
-            f"{where} disc extrusion",
-            f"extruded {where} disc",
-            f"{where} extrusion w/ caudal migration" if pen.abbrev() else f"{where} extrusion with a migrated fragment",
-            f"sequestered {where} disc fragment",
-            f"{where} extruded fragment",
-            f"{where} herniation with cranial extension of an extruded fragment",
-        ]
     )
+
+
+def _tidy(phrase: str) -> str:
+    """One space between words, none at the ends, no empty brackets (a phrase without a position)."""
+    return " ".join(phrase.replace("()", "").replace(" ( )", "").split())
 
 
 # --- canal ----------------------------------------------------------------------------------
@@ -559,7 +564,7 @@ def facet(pen: Pen, severity: str) -> list[str]:
                 f"facet arthropathy, {g}",
                 f"{g} facet OA",
                 f"{g} {pen.both()} facet arthrosis",
-                f"facets {g} hypertrophied",
+                f"facets {pen.adverb(severity)} hypertrophied",
                 f"{g} facet joint degeneration",
             ]
         )

@@ -215,3 +215,20 @@ def test_a_level_s_own_bone_findings_in_prose_stay_with_the_level() -> None:
 def test_a_byte_order_mark_before_the_first_header_is_ignored() -> None:
     text = "\ufeffHISTORY: Neck pain at C4-5.\nC5-6: Bulge.\n"
     assert segment_sentences(text, "cervical") == {"C5-C6": ["C5-6: Bulge."]}
+
+
+def test_the_impression_s_level_sentences_join_the_snippet_only_with_impression() -> None:
+    text = (
+        "FINDINGS:\nC5-C6: Disc bulge.\nThe remaining levels are unremarkable.\n\n"
+        "IMPRESSION:\n1. Severe canal stenosis at C5-6. 2. Mild canal stenosis at C3-C4.\n"
+        "Multilevel spondylosis.\n\nRECOMMENDATION:\nConsider surgical consult for C6-C7."
+    )
+    findings = dict(segment(text, "cervical"))
+    assert findings["C5-C6"] == "C5-C6: Disc bulge."
+    assert findings["C3-C4"] == findings["C6-C7"] == "The remaining levels are unremarkable."
+    whole = dict(segment(text, "cervical", impression=True))
+    assert whole["C5-C6"] == "C5-C6: Disc bulge. Severe canal stenosis at C5-6."
+    # a level the impression names is not one of "the remaining levels"; a second list number on a line is dropped
+    assert whole["C3-C4"] == "Mild canal stenosis at C3-C4."
+    # a recommendation is not a finding, nor part of the impression
+    assert whole["C6-C7"] == "The remaining levels are unremarkable."
