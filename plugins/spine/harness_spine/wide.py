@@ -13,7 +13,8 @@ Annotation conventions (what a phrase is labelled; the same as ``render.py``'s w
 write it):
 
 * A range ("mild to moderate", "moderate-severe", "mild/moderate") is labelled its upper
-  grade; minimal, slight, tiny are mild; marked, high-grade, critical are severe.
+  grade; minimal, slight, minor, "trace to mild" are mild; marked, high-grade, advanced,
+  critical are severe.
 * Canal: thecal sac indented or ventral CSF (epidural fat) effaced is mild; cord contacted or
   abutted, cauda equina crowded is moderate; cord flattened, deformed or compressed, cauda
   equina compressed or roots clumped is severe.
@@ -53,6 +54,8 @@ class WideVoice:
 
 
 def voice(rng: random.Random) -> WideVoice:
+    """An author's habits, drawn once per report: 30 % write tersely (and then abbreviate most
+    words); the other knobs vary per author so that corpus 3 mixes plain and dense styles."""
     terse = rng.random() < 0.3
     return WideVoice(
         terse=terse,
