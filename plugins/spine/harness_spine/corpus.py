@@ -82,9 +82,8 @@ CHOICES = {
     "impression": ("true", "false"),
 }  # options with a fixed set of values
 USER_DATA_OPTIONS = frozenset({"unlisted"})
-SNIPPET_OPTIONS = frozenset(
-    {"impression"}
-)  # how snippets are cut, for either source; the others size the synthetic corpus
+# How snippets are cut, for either source; the options in neither set size the synthetic corpus.
+SNIPPET_OPTIONS = frozenset({"impression"})
 OPTION_PREFIX = "spine."
 
 

@@ -63,7 +63,8 @@ MECHANISM_FIELDS = ("scarce", "scarce_fraction", "implied")
 class GeneratorConfig:
     """The generator's knobs. Defaults are what ``harness spine generate`` uses and equal the
     "default" corpus preset, so a generated file loaded with ``--data`` gives the same datasets
-    as the built-in corpus (same seed)."""
+    as the built-in corpus (same seed; corpus 1 and 2 with ``--data-option impression=false``,
+    since user data reads the impression and they do not)."""
 
     reports: int = 150  # reports per region (the default preset)
     region: str = "both"  # "cervical", "lumbar" or "both"
