@@ -287,7 +287,8 @@ def test_a_labelled_level_without_text_is_predicted_from_an_empty_snippet(run, t
     write_reports(tmp_path / "r.jsonl", [HAND])
     figures, err = _evaluate(capsys, run, tmp_path / "r.jsonl")
     assert (figures["counts"]["levels_without_text"], figures["counts"]["labels_without_text"]) == (1, 1)
-    assert "1 labelled level(s) without text in the findings (1 labels): predicted from an empty snippet" in err
+    said = "1 labelled level(s) named nowhere in the findings or impression (1 labels): predicted from an empty snippet"
+    assert said in err
     # the label of C6-C7 is the model's answer to an empty snippet
     ((job, _),) = select_jobs(read_run(run), ["all"])
     readers = build_registries(new_manager(load=["spine"], autoload=False)).readers
